@@ -1,0 +1,71 @@
+#ifndef PREFORKD_CONFIG_H
+#define PREFORKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "preforkd/log.h"
+
+#define PF_MAX_LISTEN  16
+#define PF_MAX_WORKERS 1024
+
+enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FIXED };
+enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
+
+struct pf_listen_addr {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char text[80];
+};
+
+struct pf_limits {
+    uint32_t request_line; /* bytes of the request target; over it: 414 */
+    uint32_t header_block; /* bytes of all header fields and values; over it: 431 */
+    uint32_t headers;      /* number of header fields; over it: 431 */
+    uint64_t body;         /* request body bytes; over it: 413 */
+    uint32_t connections;  /* open connections per worker */
+};
+
+struct pf_config {
+    struct pf_listen_addr listen[PF_MAX_LISTEN];
+    size_t nlisten;
+    enum pf_workers_mode workers_mode;
+    uint32_t workers; /* for PF_WORKERS_FIXED */
+    uint32_t backlog;
+    enum pf_balance balance;
+    uint32_t keepalive_timeout_ms;
+    uint32_t header_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t min_uptime_ms;
+    struct pf_limits limits;
+    uint64_t sum_iterations;
+    uint64_t heavy_iterations;
+    enum pf_log_level log_level;
+};
+
+/* Fills cfg with the documented defaults. */
+void pf_config_defaults(struct pf_config *cfg);
+
+/* Loads and validates a YAML file over the defaults. On failure returns a negative errno
+ * and writes "FILE:LINE:COLUMN: message" into err. */
+int pf_config_load(struct pf_config *cfg, const char *path, char *err, size_t errlen);
+/* Same, from a buffer; `name` stands in for the file name in messages. */
+int pf_config_load_string(struct pf_config *cfg, const char *name, const char *text, size_t len,
+                          char *err, size_t errlen);
+
+/* "127.0.0.1:4400", "[::1]:80", "*:8080", ":8080", "8080". */
+int pf_config_parse_listen(const char *text, struct pf_listen_addr *out);
+/* "30s", "500ms", "2m", "1h"; a bare number means seconds. */
+int pf_config_parse_duration_ms(const char *text, uint64_t *out);
+/* "512", "8k", "8KiB", "16KB", "1M", "1MiB", "1G": binary multiples. */
+int pf_config_parse_size(const char *text, uint64_t *out);
+
+/* Workers to run: the configured count, or the CPUs this process may run on
+ * (online CPUs capped by the affinity mask), minus one for auto-1, at least 1. */
+uint32_t pf_config_worker_count(const struct pf_config *cfg);
+uint32_t pf_config_usable_cpus(void);
+
+#endif

@@ -1,0 +1,59 @@
+#ifndef PREFORKD_CONN_H
+#define PREFORKD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "preforkd/config.h"
+#include "preforkd/handlers.h"
+#include "preforkd/http.h"
+
+/* Read 4 KiB at a time; llhttp is incremental, so this bounds nothing but one read.
+ * Responses of one read are gathered in 16 KiB and sent with one send(): enough for
+ * ~70 pipelined answers; past that the connection sends and carries on. */
+#define PF_CONN_RBUF 4096
+#define PF_CONN_WBUF 16384
+/* How long a closing connection drains what the client still sends, so the close does not
+ * turn into a RST that destroys the response in flight. */
+#define PF_CONN_LINGER_MS 2000
+
+enum pf_conn_state { PF_CONN_OPEN, PF_CONN_LINGER };
+
+/* What a connection needs from its worker. */
+struct pf_conn_env {
+    struct pf_handler_ctx *ctx;
+    const struct pf_config *cfg;
+    bool draining; /* answer what was read, then close instead of waiting for more */
+    uint64_t requests;
+};
+
+struct pf_conn {
+    int kind; /* must be first: the worker's epoll dispatch reads it */
+    int fd;
+    enum pf_conn_state state;
+    bool readable;      /* the socket may hold unread bytes (edge-triggered epoll) */
+    bool peer_closed;   /* EPOLLRDHUP seen: read on until 0 */
+    bool closing;       /* close once the output is flushed */
+    bool linger;        /* the client may still be sending: drain before closing */
+    int64_t last_ms;    /* last byte received or sent */
+    int64_t request_ms; /* first byte of the request being read */
+    struct pf_conn *prev, *next;
+    uint32_t rpos, rlen;
+    uint32_t wpos, wlen;
+    struct pf_http http;
+    char rbuf[PF_CONN_RBUF];
+    char wbuf[PF_CONN_WBUF];
+};
+
+enum pf_conn_verdict { PF_CONN_KEEP, PF_CONN_CLOSE };
+
+void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_t now_ms);
+/* Handles epoll events (EPOLLIN/OUT/RDHUP/ERR/HUP) for the connection. */
+enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struct pf_conn_env *env);
+/* Called about once a second: applies the keep-alive, request-head, send and linger
+ * timeouts. */
+enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env);
+/* True when closing now loses nothing: no request half read, nothing left to send. */
+bool pf_conn_is_idle(const struct pf_conn *c);
+
+#endif

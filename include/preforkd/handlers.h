@@ -1,0 +1,49 @@
+#ifndef PREFORKD_HANDLERS_H
+#define PREFORKD_HANDLERS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "preforkd/buf.h"
+#include "preforkd/http.h"
+#include "preforkd/response.h"
+#include "preforkd/router.h"
+
+struct pf_memory {
+    uint64_t rss;
+    uint64_t virt;
+    uint64_t shared;
+};
+
+/* Per-worker state the handlers read: identity, clocks, route work sizes and the
+ * once-a-second memory sample. Owned by the worker; no fds. */
+struct pf_handler_ctx {
+    pid_t pid;
+    int64_t start_ms;
+    int64_t now_ms;
+    uint64_t sum_iterations;
+    uint64_t heavy_iterations;
+    struct pf_response_cache responses;
+    int64_t memory_sampled_ms;
+    struct pf_memory memory;
+    /* Reads the process's memory figures; a function pointer so tests can fake it. */
+    int (*sample_memory)(struct pf_memory *out);
+};
+
+void pf_handler_ctx_init(struct pf_handler_ctx *ctx, pid_t pid, int64_t start_ms,
+                         uint64_t sum_iterations, uint64_t heavy_iterations);
+/* Advances the clocks; refreshes the Date header when the second changes. */
+void pf_handler_ctx_tick(struct pf_handler_ctx *ctx, int64_t now_ms, time_t wall_sec);
+
+/* sum of 0..n-1, computed by really looping: this is the seed's CPU-bound work. */
+uint64_t pf_handlers_sum(uint64_t n);
+int pf_handlers_read_memory(struct pf_memory *out);
+
+/* Answers one parsed request into out (which has PF_RESPONSE_MAX bytes free).
+ * Returns the route it matched, for the caller's bookkeeping. */
+enum pf_route pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
+                                  struct pf_buf *out);
+/* An error answer (400, 408, 413, 414, 431, 503, 505) that closes the connection. */
+void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out);
+
+#endif

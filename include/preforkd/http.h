@@ -1,0 +1,59 @@
+#ifndef PREFORKD_HTTP_H
+#define PREFORKD_HTTP_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "preforkd/config.h"
+
+/* Only the first bytes of the target are kept: enough to route, and any longer path is
+ * unknown anyway. Its full length is still counted against limits.request_line. */
+#define PF_HTTP_PATH_MAX 64
+
+enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OTHER };
+
+struct pf_request {
+    enum pf_method method;
+    uint8_t http_minor; /* major is always 1 by the time a request is complete */
+    bool keep_alive;
+    bool path_truncated;
+    uint16_t path_len;
+    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form */
+};
+
+enum pf_http_result {
+    PF_HTTP_NEED_MORE, /* all input consumed, no complete request yet */
+    PF_HTTP_REQUEST,   /* a request is complete in http->req */
+    PF_HTTP_ERROR,     /* unusable input: answer http->error_status and close */
+};
+
+struct pf_http {
+    llhttp_t parser;
+    const struct pf_limits *limits;
+    uint32_t target_len;
+    uint32_t header_bytes;
+    uint32_t header_count;
+    uint64_t body_bytes;
+    uint16_t error_status;
+    bool in_message;
+    struct pf_request req;
+    uint16_t raw_len;
+    char raw[PF_HTTP_PATH_MAX];
+};
+
+void pf_http_init(struct pf_http *h, const struct pf_limits *limits);
+
+/* Parses up to one request from data. *used says how many bytes were consumed: on
+ * PF_HTTP_REQUEST the bytes up to the end of that request, so the caller feeds the rest
+ * again for the next pipelined one. After PF_HTTP_ERROR the parser stays in error. */
+enum pf_http_result pf_http_feed(struct pf_http *h, const char *data, size_t len, size_t *used);
+
+/* True between requests: nothing of the next request has arrived yet. */
+static inline bool pf_http_idle(const struct pf_http *h)
+{
+    return !h->in_message;
+}
+
+#endif

@@ -1,0 +1,501 @@
+#include "preforkd/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+void pf_config_defaults(struct pf_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    pf_config_parse_listen("127.0.0.1:4400", &cfg->listen[0]);
+    cfg->nlisten = 1;
+    cfg->workers_mode = PF_WORKERS_AUTO;
+    cfg->backlog = 4096;
+    cfg->balance = PF_BALANCE_REUSEPORT;
+    cfg->keepalive_timeout_ms = 5000;
+    cfg->header_timeout_ms = 10000;
+    cfg->send_timeout_ms = 10000;
+    cfg->shutdown_timeout_ms = 30000;
+    cfg->min_uptime_ms = 1000;
+    cfg->limits.request_line = 8 * 1024;
+    cfg->limits.header_block = 16 * 1024;
+    cfg->limits.headers = 100;
+    cfg->limits.body = 1024 * 1024;
+    cfg->limits.connections = 10000;
+    cfg->sum_iterations = 100000;
+    cfg->heavy_iterations = 1000000;
+    cfg->log_level = PF_LOG_INFO;
+}
+
+/* ---- value parsers ------------------------------------------------------------------ */
+
+static int parse_u64(const char *s, uint64_t *out, const char **rest)
+{
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -ERANGE;
+    *out = v;
+    *rest = end;
+    return 0;
+}
+
+static int scale(uint64_t v, uint64_t mul, uint64_t *out)
+{
+    if (mul && v > UINT64_MAX / mul)
+        return -ERANGE;
+    *out = v * mul;
+    return 0;
+}
+
+int pf_config_parse_duration_ms(const char *text, uint64_t *out)
+{
+    uint64_t v;
+    const char *u;
+    int rc = parse_u64(text, &v, &u);
+    if (rc)
+        return rc;
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(u, units[i].unit) == 0)
+            return scale(v, units[i].ms, out);
+    return -EINVAL;
+}
+
+int pf_config_parse_size(const char *text, uint64_t *out)
+{
+    uint64_t v;
+    const char *u;
+    int rc = parse_u64(text, &v, &u);
+    if (rc)
+        return rc;
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {{"", 1},          {"k", 1 << 10}, {"K", 1 << 10}, {"KB", 1 << 10},
+                 {"KiB", 1 << 10}, {"m", 1 << 20}, {"M", 1 << 20}, {"MB", 1 << 20},
+                 {"MiB", 1 << 20}, {"g", 1 << 30}, {"G", 1 << 30}, {"GB", 1 << 30},
+                 {"GiB", 1 << 30}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(u, units[i].unit) == 0)
+            return scale(v, units[i].mul, out);
+    return -EINVAL;
+}
+
+int pf_config_parse_listen(const char *text, struct pf_listen_addr *out)
+{
+    char host[64];
+    const char *port_s;
+    memset(out, 0, sizeof(*out));
+    if (strlen(text) >= sizeof(out->text))
+        return -EINVAL;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        port_s = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon) {
+            strcpy(host, "*");
+            port_s = text;
+        } else {
+            if ((size_t)(colon - text) >= sizeof(host) || memchr(text, ':', (size_t)(colon - text)))
+                return -EINVAL;
+            memcpy(host, text, (size_t)(colon - text));
+            host[colon - text] = '\0';
+            port_s = colon + 1;
+        }
+    }
+    uint64_t port;
+    const char *rest;
+    if (parse_u64(port_s, &port, &rest) || *rest || port > 65535)
+        return -EINVAL;
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->addr;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*in4);
+        snprintf(out->text, sizeof(out->text), "%s:%u", host, (unsigned)port);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*in6);
+        snprintf(out->text, sizeof(out->text), "[%s]:%u", host, (unsigned)port);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+uint32_t pf_config_usable_cpus(void)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t n = online > 0 ? (uint32_t)online : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int allowed = CPU_COUNT(&set);
+        if (allowed > 0 && (uint32_t)allowed < n)
+            n = (uint32_t)allowed;
+    }
+    return n;
+}
+
+uint32_t pf_config_worker_count(const struct pf_config *cfg)
+{
+    uint32_t n;
+    switch (cfg->workers_mode) {
+    case PF_WORKERS_FIXED:
+        n = cfg->workers;
+        break;
+    case PF_WORKERS_AUTO_MINUS_ONE:
+        n = pf_config_usable_cpus() - 1;
+        break;
+    default:
+        n = pf_config_usable_cpus();
+    }
+    if (n < 1)
+        n = 1;
+    return n > PF_MAX_WORKERS ? PF_MAX_WORKERS : n;
+}
+
+/* ---- YAML walking --------------------------------------------------------------------- */
+
+struct loader {
+    struct pf_config *cfg;
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+};
+
+static int fail_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
+{
+    int n = snprintf(ld->err, ld->errlen, "%s:%zu:%zu: ", ld->name, node->start_mark.line + 1,
+                     node->start_mark.column + 1);
+    if (n >= 0 && (size_t)n < ld->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+enum key_type {
+    T_U32,
+    T_U64,
+    T_DURATION,
+    T_SIZE,
+    T_SIZE32,
+    T_WORKERS,
+    T_BALANCE,
+    T_LOGLEVEL,
+    T_LISTEN,
+    T_SECTION
+};
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    uint64_t min, max;
+    const struct key *children; /* for T_SECTION, terminated by a NULL name */
+};
+
+#define OFF(f) offsetof(struct pf_config, f)
+
+static const struct key timeout_keys[] = {
+    {"keepalive", T_DURATION, OFF(keepalive_timeout_ms), 1, 3600000, NULL},
+    {"header", T_DURATION, OFF(header_timeout_ms), 1, 3600000, NULL},
+    {"send", T_DURATION, OFF(send_timeout_ms), 1, 3600000, NULL},
+    {"shutdown", T_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, NULL},
+    {"min_uptime", T_DURATION, OFF(min_uptime_ms), 0, 3600000, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key limit_keys[] = {
+    {"request_line", T_SIZE32, OFF(limits.request_line), 64, 1 << 20, NULL},
+    {"header_block", T_SIZE32, OFF(limits.header_block), 256, 1 << 24, NULL},
+    {"headers", T_U32, OFF(limits.headers), 1, 10000, NULL},
+    {"body", T_SIZE, OFF(limits.body), 0, UINT64_C(1) << 40, NULL},
+    {"connections", T_U32, OFF(limits.connections), 1, 1000000, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key route_keys[] = {
+    {"sum_iterations", T_U64, OFF(sum_iterations), 0, UINT64_C(1) << 40, NULL},
+    {"heavy_iterations", T_U64, OFF(heavy_iterations), 0, UINT64_C(1) << 40, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key top_keys[] = {{"listen", T_LISTEN, 0, 0, 0, NULL},
+                                      {"workers", T_WORKERS, 0, 1, PF_MAX_WORKERS, NULL},
+                                      {"backlog", T_U32, OFF(backlog), 1, 65535, NULL},
+                                      {"balance", T_BALANCE, 0, 0, 0, NULL},
+                                      {"log_level", T_LOGLEVEL, 0, 0, 0, NULL},
+                                      {"timeouts", T_SECTION, 0, 0, 0, timeout_keys},
+                                      {"limits", T_SECTION, 0, 0, 0, limit_keys},
+                                      {"routes", T_SECTION, 0, 0, 0, route_keys},
+                                      {NULL, 0, 0, 0, 0, NULL}};
+
+static int walk_mapping(struct loader *ld, yaml_node_t *map, const struct key *keys,
+                        const char *section);
+
+static int need_scalar(struct loader *ld, yaml_node_t *v, const char *key, const char **out)
+{
+    if (v->type != YAML_SCALAR_NODE)
+        return fail_at(ld, v, "'%s' must be a single value", key);
+    *out = (const char *)v->data.scalar.value;
+    return 0;
+}
+
+static int set_listen(struct loader *ld, yaml_node_t *v)
+{
+    struct pf_config *cfg = ld->cfg;
+    yaml_node_t *items[PF_MAX_LISTEN];
+    size_t n = 0;
+    if (v->type == YAML_SCALAR_NODE) {
+        items[n++] = v;
+    } else if (v->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (n == PF_MAX_LISTEN)
+                return fail_at(ld, item, "at most %d listen addresses", PF_MAX_LISTEN);
+            items[n++] = item;
+        }
+        if (n == 0)
+            return fail_at(ld, v, "'listen' needs at least one address");
+    } else {
+        return fail_at(ld, v, "'listen' must be an address or a list of addresses");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->type != YAML_SCALAR_NODE)
+            return fail_at(ld, items[i], "a listen address must be a string like 127.0.0.1:4400");
+        const char *s = (const char *)items[i]->data.scalar.value;
+        if (pf_config_parse_listen(s, &cfg->listen[i]) < 0)
+            return fail_at(ld, items[i],
+                           "invalid listen address '%s' (expected HOST:PORT, [IPV6]:PORT or PORT)",
+                           s);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->listen[j].text, cfg->listen[i].text) == 0)
+                return fail_at(ld, items[i], "duplicate listen address '%s'", s);
+    }
+    cfg->nlisten = n;
+    return 0;
+}
+
+static int set_value(struct loader *ld, const struct key *k, const char *path, yaml_node_t *v)
+{
+    struct pf_config *cfg = ld->cfg;
+    char *field = (char *)cfg + k->offset;
+    const char *s = NULL;
+    uint64_t num;
+    const char *rest;
+    int rc;
+
+    if (k->type == T_SECTION) {
+        if (v->type != YAML_MAPPING_NODE)
+            return fail_at(ld, v, "'%s' must be a mapping of keys", path);
+        return walk_mapping(ld, v, k->children, path);
+    }
+    if (k->type == T_LISTEN)
+        return set_listen(ld, v);
+    if ((rc = need_scalar(ld, v, path, &s)))
+        return rc;
+
+    switch (k->type) {
+    case T_WORKERS:
+        if (strcmp(s, "auto") == 0) {
+            cfg->workers_mode = PF_WORKERS_AUTO;
+            return 0;
+        }
+        if (strcmp(s, "auto-1") == 0) {
+            cfg->workers_mode = PF_WORKERS_AUTO_MINUS_ONE;
+            return 0;
+        }
+        if (parse_u64(s, &num, &rest) || *rest)
+            return fail_at(ld, v, "'workers' must be auto, auto-1 or a positive integer, not '%s'",
+                           s);
+        if (num < k->min || num > k->max)
+            return fail_at(ld, v, "'workers' must be between %" PRIu64 " and %" PRIu64, k->min,
+                           k->max);
+        cfg->workers_mode = PF_WORKERS_FIXED;
+        cfg->workers = (uint32_t)num;
+        return 0;
+    case T_BALANCE:
+        if (strcmp(s, "reuseport") == 0)
+            cfg->balance = PF_BALANCE_REUSEPORT;
+        else if (strcmp(s, "shared") == 0)
+            cfg->balance = PF_BALANCE_SHARED;
+        else
+            return fail_at(ld, v, "'balance' must be reuseport or shared, not '%s'", s);
+        return 0;
+    case T_LOGLEVEL:
+        if (pf_log_level_parse(s, &cfg->log_level) < 0)
+            return fail_at(ld, v, "'log_level' must be error, warn, info or debug, not '%s'", s);
+        return 0;
+    case T_U32:
+    case T_U64:
+        if (parse_u64(s, &num, &rest) || *rest)
+            return fail_at(ld, v, "'%s' must be a non-negative integer, not '%s'", path, s);
+        break;
+    case T_DURATION:
+        if (pf_config_parse_duration_ms(s, &num))
+            return fail_at(ld, v, "'%s' must be a duration like 5s or 500ms, not '%s'", path, s);
+        break;
+    case T_SIZE:
+    case T_SIZE32:
+        if (pf_config_parse_size(s, &num))
+            return fail_at(ld, v, "'%s' must be a size like 512, 8k or 1MiB, not '%s'", path, s);
+        break;
+    default:
+        return fail_at(ld, v, "internal: unhandled key type");
+    }
+    if (num < k->min || num > k->max)
+        return fail_at(ld, v, "'%s' must be between %" PRIu64 " and %" PRIu64 "%s, not '%s'", path,
+                       k->min, k->max, k->type == T_DURATION ? " ms" : "", s);
+    if (k->type == T_U64 || k->type == T_SIZE)
+        memcpy(field, &num, sizeof(uint64_t));
+    else {
+        uint32_t v32 = (uint32_t)num;
+        memcpy(field, &v32, sizeof(v32));
+    }
+    return 0;
+}
+
+static int walk_mapping(struct loader *ld, yaml_node_t *map, const struct key *keys,
+                        const char *section)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        if (kn->type != YAML_SCALAR_NODE)
+            return fail_at(ld, kn, "keys must be plain names");
+        const char *name = (const char *)kn->data.scalar.value;
+        char path[96];
+        snprintf(path, sizeof(path), "%s%s%s", section ? section : "", section ? "." : "", name);
+        const struct key *k = keys;
+        while (k->name && strcmp(k->name, name) != 0)
+            k++;
+        if (!k->name)
+            return fail_at(ld, kn, "unknown key '%s'", path);
+        /* A repeated key is almost always a mistake; YAML libraries silently keep one. */
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *prev = yaml_document_get_node(ld->doc, q->key);
+            if (prev->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)prev->data.scalar.value, name) == 0)
+                return fail_at(ld, kn, "duplicate key '%s'", path);
+        }
+        int rc = set_value(ld, k, path, vn);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int pf_config_load_string(struct pf_config *cfg, const char *name, const char *text, size_t len,
+                          char *err, size_t errlen)
+{
+    struct pf_config tmp;
+    pf_config_defaults(&tmp);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = -EINVAL;
+    struct loader ld = {&tmp, &doc, name, err, errlen};
+
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: cannot initialise the YAML parser", name);
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        const yaml_mark_t *m = parser.context ? &parser.context_mark : &parser.problem_mark;
+        if (parser.problem_mark.line || parser.problem_mark.column)
+            m = &parser.problem_mark;
+        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", name, m->line + 1,
+                 m->column + 1, parser.problem ? parser.problem : "unknown error",
+                 parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return -EINVAL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        rc = 0; /* an empty file means all defaults */
+    } else if (root->type != YAML_MAPPING_NODE) {
+        rc = fail_at(&ld, root, "the configuration must be a mapping of keys");
+    } else {
+        rc = walk_mapping(&ld, root, top_keys, NULL);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (rc == 0)
+        *cfg = tmp;
+    return rc;
+}
+
+int pf_config_load(struct pf_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s:0:0: cannot open: %s", path, strerror(e));
+        return -e;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if (cap > (1 << 20)) {
+                snprintf(err, errlen, "%s:0:0: file larger than 1 MiB", path);
+                rc = -EFBIG;
+                goto fail;
+            }
+            char *n = realloc(text, cap);
+            if (!n) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "%s:0:0: out of memory", path);
+                goto fail;
+            }
+            text = n;
+        }
+        size_t r = fread(text + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s:0:0: read error", path);
+        goto fail;
+    }
+    rc = pf_config_load_string(cfg, path, text, len, err, errlen);
+fail:
+    free(text);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,211 @@
+#include "preforkd/conn.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "preforkd/log.h"
+
+void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_t now_ms)
+{
+    c->fd = fd;
+    c->state = PF_CONN_OPEN;
+    c->readable = true; /* an accepted connection usually has its request queued already */
+    c->peer_closed = false;
+    c->closing = false;
+    c->linger = false;
+    c->last_ms = now_ms;
+    c->request_ms = now_ms;
+    c->rpos = c->rlen = 0;
+    c->wpos = c->wlen = 0;
+    pf_http_init(&c->http, &cfg->limits);
+}
+
+bool pf_conn_is_idle(const struct pf_conn *c)
+{
+    return c->state == PF_CONN_OPEN && pf_http_idle(&c->http) && c->rpos == c->rlen &&
+           c->wpos == c->wlen;
+}
+
+/* Sends pending output. 0: all sent; 1: the socket is full (EPOLLOUT will say when to go
+ * on); negative: the connection is dead. */
+static int flush(struct pf_conn *c, struct pf_conn_env *env)
+{
+    while (c->wpos < c->wlen) {
+        ssize_t n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->wpos += (uint32_t)n;
+            c->last_ms = env->ctx->now_ms;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 1;
+        } else {
+            return -1;
+        }
+    }
+    c->wpos = c->wlen = 0;
+    return 0;
+}
+
+static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t status)
+{
+    struct pf_buf out;
+    /* Error answers come last on a connection, so dropping queued output to make room
+     * cannot happen: there is always PF_RESPONSE_MAX free (see parse_input). */
+    pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+    pf_handlers_error(env->ctx, status, &out);
+    if (!out.full)
+        c->wlen += (uint32_t)out.len;
+    c->closing = true;
+    c->linger = true;
+}
+
+/* Turns buffered input into responses until the input is used up, the output buffer
+ * needs flushing, or the connection is to close. */
+static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
+{
+    while (c->rpos < c->rlen && !c->closing) {
+        if (PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
+            return;
+        size_t used;
+        enum pf_http_result r = pf_http_feed(&c->http, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += (uint32_t)used;
+        if (r == PF_HTTP_NEED_MORE)
+            return;
+        if (r == PF_HTTP_ERROR) {
+            pf_log_debug("fd %d: bad request, answering %u", c->fd, c->http.error_status);
+            answer_error(c, env, c->http.error_status);
+            return;
+        }
+        struct pf_request *req = &c->http.req;
+        /* While draining, the last request already read is answered with "close". */
+        if (env->draining && c->rpos == c->rlen)
+            req->keep_alive = false;
+        struct pf_buf out;
+        pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+        pf_handlers_respond(env->ctx, req, &out);
+        c->wlen += (uint32_t)out.len;
+        env->requests++;
+        if (!req->keep_alive) {
+            c->closing = true;
+            /* Bytes after a "close" request are never read: drain them. */
+            c->linger = c->rpos < c->rlen || !c->peer_closed;
+        }
+        /* The next request, if any, starts now. */
+        c->request_ms = env->ctx->now_ms;
+    }
+}
+
+static enum pf_conn_verdict start_close(struct pf_conn *c, struct pf_conn_env *env)
+{
+    if (!c->linger)
+        return PF_CONN_CLOSE;
+    /* Half-close so the client sees the end of our answer, then read until it closes. */
+    if (shutdown(c->fd, SHUT_WR) < 0)
+        return PF_CONN_CLOSE;
+    c->state = PF_CONN_LINGER;
+    c->last_ms = env->ctx->now_ms;
+    return PF_CONN_KEEP;
+}
+
+static enum pf_conn_verdict drain_linger(struct pf_conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return PF_CONN_KEEP;
+        return PF_CONN_CLOSE;
+    }
+}
+
+/* The connection's main loop: one read, every response it completes, one send; again
+ * while the socket may hold more. */
+static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
+{
+    for (;;) {
+        parse_input(c, env);
+        if (c->wlen > c->wpos) {
+            int f = flush(c, env);
+            if (f < 0)
+                return PF_CONN_CLOSE;
+            if (f > 0)
+                return PF_CONN_KEEP;
+        }
+        if (c->closing)
+            return start_close(c, env);
+        if (c->rpos < c->rlen)
+            continue; /* stopped for output room, which is free again */
+        if (env->draining && pf_http_idle(&c->http))
+            return PF_CONN_CLOSE;
+        if (!c->readable)
+            return PF_CONN_KEEP;
+
+        if (pf_http_idle(&c->http))
+            c->request_ms = env->ctx->now_ms;
+        c->rpos = c->rlen = 0;
+        ssize_t n = recv(c->fd, c->rbuf, PF_CONN_RBUF, 0);
+        if (n > 0) {
+            c->rlen = (uint32_t)n;
+            c->last_ms = env->ctx->now_ms;
+            /* Edge-triggered epoll reports every new arrival, so a short read means the
+             * socket is empty now: skip the read that would only say EAGAIN. Not after
+             * EPOLLRDHUP, whose FIN is only seen as a read of 0. */
+            if ((size_t)n < PF_CONN_RBUF && !c->peer_closed)
+                c->readable = false;
+        } else if (n == 0) {
+            return PF_CONN_CLOSE;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->readable = false;
+            return PF_CONN_KEEP;
+        } else if (errno != EINTR) {
+            return PF_CONN_CLOSE;
+        }
+    }
+}
+
+enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struct pf_conn_env *env)
+{
+    if (events & EPOLLERR)
+        return PF_CONN_CLOSE;
+    if (c->state == PF_CONN_LINGER)
+        return drain_linger(c);
+    if (events & (EPOLLIN | EPOLLHUP))
+        c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP)) {
+        c->readable = true;
+        c->peer_closed = true;
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) && c->wpos == c->wlen)
+        return PF_CONN_KEEP; /* a writable edge with nothing to write */
+    return run(c, env);
+}
+
+enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
+{
+    int64_t now = env->ctx->now_ms;
+    const struct pf_config *cfg = env->cfg;
+    if (c->state == PF_CONN_LINGER)
+        return now - c->last_ms >= PF_CONN_LINGER_MS ? PF_CONN_CLOSE : PF_CONN_KEEP;
+    if (c->wpos < c->wlen)
+        /* The client stopped reading our answers. */
+        return now - c->last_ms >= cfg->send_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;
+    if (!pf_http_idle(&c->http) || c->rpos < c->rlen) {
+        if (now - c->request_ms < cfg->header_timeout_ms)
+            return PF_CONN_KEEP;
+        answer_error(c, env, 408);
+        /* Best effort: the answer goes out now or not at all. */
+        if (flush(c, env) != 0)
+            return PF_CONN_CLOSE;
+        return start_close(c, env);
+    }
+    if (env->draining)
+        return PF_CONN_CLOSE;
+    return now - c->last_ms >= cfg->keepalive_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;
+}

@@ -1,0 +1,106 @@
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preforkd/config.h"
+#include "preforkd/log.h"
+#include "preforkd/primary.h"
+#include "preforkd/version.h"
+
+#ifndef PF_DEFAULT_CONFIG
+#define PF_DEFAULT_CONFIG "/etc/preforkd/preforkd.yaml"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
+                 "\n"
+                 "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
+                 "\n"
+                 "  -c, --config FILE   YAML configuration (default " PF_DEFAULT_CONFIG ")\n"
+                 "  -w, --workers N     worker count, overriding the file (N, auto or auto-1)\n"
+                 "  -t, --test          validate the configuration and exit 0 or 1\n"
+                 "  -f, --foreground    run in the foreground (the only mode: systemd supervises)\n"
+                 "  -v, --version       print the version and exit\n"
+                 "  -h, --help          print this help and exit\n"
+                 "\n"
+                 "Signals to the primary: TERM/INT fast stop, QUIT graceful stop.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"test", no_argument, NULL, 't'},
+                                         {"foreground", no_argument, NULL, 'f'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    const char *workers = NULL;
+    int test_only = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:w:tfvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'w':
+            workers = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'f':
+            break;
+        case 'v':
+            printf("preforkd %s\n", PF_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "preforkd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    struct pf_config cfg;
+    char err[512];
+    pf_config_defaults(&cfg);
+    if (!path && access(PF_DEFAULT_CONFIG, F_OK) == 0)
+        path = PF_DEFAULT_CONFIG;
+    if (path && pf_config_load(&cfg, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (workers) {
+        char yaml[64];
+        snprintf(yaml, sizeof(yaml), "workers: %s\n", workers);
+        struct pf_config w;
+        if (strlen(workers) > 20 ||
+            pf_config_load_string(&w, "-w", yaml, strlen(yaml), err, sizeof(err)) < 0) {
+            fprintf(stderr, "preforkd: -w: expected a positive integer, auto or auto-1\n");
+            return 1;
+        }
+        cfg.workers_mode = w.workers_mode;
+        cfg.workers = w.workers;
+    }
+    if (test_only) {
+        printf("%s: configuration is valid (%u workers)\n", path ? path : "(built-in defaults)",
+               pf_config_worker_count(&cfg));
+        return 0;
+    }
+    pf_log_set_level(cfg.log_level);
+    pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
+                path ? path : "(built-in defaults)", pf_config_usable_cpus());
+    return pf_primary_run(&cfg, pf_config_worker_count(&cfg));
+}

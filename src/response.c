@@ -1,0 +1,66 @@
+#include "preforkd/response.h"
+
+#include <stdio.h>
+
+void pf_response_cache_tick(struct pf_response_cache *rc, time_t now)
+{
+    if (rc->sec == now && rc->common_len)
+        return;
+    char date[PF_HTTP_DATE_LEN + 1];
+    pf_clock_http_date(now, date);
+    rc->sec = now;
+    rc->common_len = (size_t)snprintf(rc->common, sizeof(rc->common),
+                                      "Server: preforkd\r\n"
+                                      "Content-Type: application/json\r\n"
+                                      "Date: %s\r\n"
+                                      "Content-Length: ",
+                                      date);
+}
+
+static const struct {
+    uint16_t status;
+    const char *line; /* complete status line, CRLF included */
+    const char *reason;
+} statuses[] = {
+    {200, "HTTP/1.1 200 OK\r\n", "OK"},
+    {400, "HTTP/1.1 400 Bad Request\r\n", "Bad Request"},
+    {404, "HTTP/1.1 404 Not Found\r\n", "Not Found"},
+    {405, "HTTP/1.1 405 Method Not Allowed\r\n", "Method Not Allowed"},
+    {408, "HTTP/1.1 408 Request Timeout\r\n", "Request Timeout"},
+    {413, "HTTP/1.1 413 Content Too Large\r\n", "Content Too Large"},
+    {414, "HTTP/1.1 414 URI Too Long\r\n", "URI Too Long"},
+    {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n", "Request Header Fields Too Large"},
+    {500, "HTTP/1.1 500 Internal Server Error\r\n", "Internal Server Error"},
+    {503, "HTTP/1.1 503 Service Unavailable\r\n", "Service Unavailable"},
+    {505, "HTTP/1.1 505 HTTP Version Not Supported\r\n", "HTTP Version Not Supported"},
+};
+
+static size_t status_index(uint16_t status)
+{
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (statuses[i].status == status)
+            return i;
+    return 8; /* 500 */
+}
+
+const char *pf_response_reason(uint16_t status)
+{
+    return statuses[status_index(status)].reason;
+}
+
+void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
+                       const char *body, size_t body_len, unsigned flags)
+{
+    pf_buf_put_str(out, statuses[status_index(status)].line);
+    pf_buf_put(out, rc->common, rc->common_len);
+    pf_buf_put_u64(out, body_len);
+    if (flags & PF_RESP_ALLOW_GET)
+        pf_buf_put_lit(out, "\r\nAllow: GET, HEAD");
+    if (flags & PF_RESP_CLOSE)
+        pf_buf_put_lit(out, "\r\nConnection: close");
+    else if (flags & PF_RESP_KEEPALIVE)
+        pf_buf_put_lit(out, "\r\nConnection: keep-alive");
+    pf_buf_put_lit(out, "\r\n\r\n");
+    if (!(flags & PF_RESP_HEAD))
+        pf_buf_put(out, body, body_len);
+}

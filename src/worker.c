@@ -1,0 +1,324 @@
+#include "preforkd/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "preforkd/clock.h"
+#include "preforkd/conn.h"
+#include "preforkd/handlers.h"
+#include "preforkd/log.h"
+
+enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL };
+
+struct ev_source {
+    int kind; /* shares its position with pf_conn.kind */
+    int fd;
+};
+
+#define MAX_EVENTS 256
+#define CONN_BATCH 16
+
+struct worker {
+    const struct pf_config *cfg;
+    uint32_t slot;
+    int epfd;
+    struct ev_source listeners[PF_MAX_LISTEN];
+    size_t nlisten;
+    struct ev_source ipc;
+    struct ev_source sig;
+    bool accept_paused;
+    bool stop;
+    bool drain_requested;
+    int64_t last_tick_ms;
+    int64_t drain_deadline_ms;
+    int64_t emfile_logged_ms;
+    uint32_t nconns;
+    struct pf_conn *live; /* every open connection, for the once-a-second tick */
+    struct pf_conn *free_list;
+    struct pf_handler_ctx ctx;
+    struct pf_conn_env env;
+};
+
+static struct pf_conn *conn_get(struct worker *w)
+{
+    if (!w->free_list) {
+        /* Connections are recycled, never freed: a batch is allocated only when more
+         * are open at once than ever before in this worker. */
+        struct pf_conn *batch = malloc(sizeof(struct pf_conn) * CONN_BATCH);
+        if (!batch)
+            return NULL;
+        for (int i = 0; i < CONN_BATCH; i++) {
+            batch[i].kind = EV_CONN;
+            batch[i].next = w->free_list;
+            w->free_list = &batch[i];
+        }
+    }
+    struct pf_conn *c = w->free_list;
+    w->free_list = c->next;
+    c->prev = NULL;
+    c->next = w->live;
+    if (w->live)
+        w->live->prev = c;
+    w->live = c;
+    w->nconns++;
+    return c;
+}
+
+static void conn_close(struct worker *w, struct pf_conn *c)
+{
+    close(c->fd); /* also removes it from epoll */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = w->free_list;
+    w->free_list = c;
+    w->nconns--;
+}
+
+static void set_accepting(struct worker *w, bool on)
+{
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (on) {
+            /* EPOLLEXCLUSIVE wakes one waiting worker per new connection instead of all:
+             * no thundering herd on a shared socket, harmless on a per-slot one. */
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+                                     .data.ptr = &w->listeners[i]};
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev);
+        } else {
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+        }
+    }
+    w->accept_paused = !on;
+}
+
+static void reject_full(int fd)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Server: preforkd\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 33\r\nConnection: close\r\n\r\n"
+                               "{\"error\":\"too many connections\"}\n";
+    ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    close(fd);
+}
+
+static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
+{
+    if (pf_conn_on_events(c, events, &w->env) == PF_CONN_CLOSE)
+        conn_close(w, c);
+}
+
+static void accept_ready(struct worker *w, int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            /* Out of descriptors or memory: stop accepting until the next tick rather
+             * than spin on a level-triggered socket that stays readable. */
+            if (w->ctx.now_ms - w->emfile_logged_ms >= 10000) {
+                pf_log_warn("accept: %s; pausing accepts for a second (%u connections open)",
+                            strerror(errno), w->nconns);
+                w->emfile_logged_ms = w->ctx.now_ms;
+            }
+            set_accepting(w, false);
+            return;
+        }
+        if (w->nconns >= w->cfg->limits.connections) {
+            reject_full(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct pf_conn *c = conn_get(w);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        pf_conn_init(c, fd, w->cfg, w->ctx.now_ms);
+        /* Registered once for both directions, edge-triggered: the hot path never
+         * calls epoll_ctl again. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            conn_close(w, c);
+            continue;
+        }
+        handle_conn(w, c, EPOLLIN);
+    }
+}
+
+static void start_drain(struct worker *w)
+{
+    if (w->env.draining)
+        return;
+    pf_log_info("draining %u connection%s", w->nconns, w->nconns == 1 ? "" : "s");
+    w->env.draining = true;
+    w->drain_deadline_ms = w->ctx.now_ms + w->cfg->shutdown_timeout_ms;
+    set_accepting(w, false);
+    for (size_t i = 0; i < w->nlisten; i++)
+        close(w->listeners[i].fd);
+    w->nlisten = 0;
+    for (struct pf_conn *c = w->live, *next; c; c = next) {
+        next = c->next;
+        if (pf_conn_is_idle(c))
+            conn_close(w, c);
+    }
+}
+
+static void handle_signal(struct worker *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sig.fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM) {
+            w->stop = true;
+        } else if (si.ssi_signo == SIGQUIT) {
+            /* Acted on after the current batch of events: closing connections now could
+             * leave events of theirs in the batch pointing at recycled structs. */
+            w->drain_requested = true;
+        }
+    }
+}
+
+static void handle_ipc(struct worker *w)
+{
+    char msg[16];
+    ssize_t n = recv(w->ipc.fd, msg, sizeof(msg), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        pf_log_warn("primary went away; exiting");
+        w->stop = true;
+    }
+}
+
+static void tick(struct worker *w)
+{
+    w->last_tick_ms = w->ctx.now_ms;
+    if (w->accept_paused && !w->env.draining)
+        set_accepting(w, true);
+    for (struct pf_conn *c = w->live, *next; c; c = next) {
+        next = c->next;
+        if (pf_conn_on_tick(c, &w->env) == PF_CONN_CLOSE)
+            conn_close(w, c);
+    }
+    if (w->env.draining && w->ctx.now_ms >= w->drain_deadline_ms) {
+        pf_log_warn("drain deadline passed with %u connection%s open", w->nconns,
+                    w->nconns == 1 ? "" : "s");
+        w->stop = true;
+    }
+}
+
+static void refresh_clock(struct worker *w)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+    pf_handler_ctx_tick(&w->ctx, pf_clock_mono_ms(), wall.tv_sec);
+}
+
+static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ipc_fd)
+{
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return -errno;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGQUIT);
+    w->sig.kind = EV_SIGNAL;
+    w->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->sig.fd < 0)
+        return -errno;
+    w->ipc.kind = EV_IPC;
+    w->ipc.fd = ipc_fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->sig};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->sig.fd, &ev) < 0)
+        return -errno;
+    ev.data.ptr = &w->ipc;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ipc_fd, &ev) < 0)
+        return -errno;
+    for (size_t i = 0; i < nlisten; i++) {
+        w->listeners[i].kind = EV_LISTEN;
+        w->listeners[i].fd = listen_fds[i];
+    }
+    w->nlisten = nlisten;
+    set_accepting(w, true);
+    return 0;
+}
+
+int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
+                  int ipc_fd)
+{
+    char role[32];
+    snprintf(role, sizeof(role), "worker %u", slot);
+    pf_log_set_role(role);
+    /* The name ps, top and the tests see: "preforkd-w3". */
+    char comm[16];
+    snprintf(comm, sizeof(comm), "preforkd-w%u", slot);
+    prctl(PR_SET_NAME, comm);
+
+    struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1};
+    pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
+                        cfg->heavy_iterations);
+    w.env.ctx = &w.ctx;
+    w.env.cfg = cfg;
+    refresh_clock(&w);
+    w.last_tick_ms = w.ctx.now_ms;
+
+    int rc = setup(&w, listen_fds, nlisten, ipc_fd);
+    if (rc < 0) {
+        pf_log_error("worker setup failed: %s", strerror(-rc));
+        return 1;
+    }
+    char ready = PF_IPC_READY;
+    if (send(ipc_fd, &ready, 1, MSG_NOSIGNAL) != 1)
+        return 1;
+    pf_log_debug("serving");
+
+    struct epoll_event events[MAX_EVENTS];
+    while (!w.stop) {
+        int64_t wait = 1000 - (w.ctx.now_ms - w.last_tick_ms);
+        int n = epoll_wait(w.epfd, events, MAX_EVENTS, wait < 0 ? 0 : (int)wait);
+        refresh_clock(&w);
+        for (int i = 0; i < n; i++) {
+            struct ev_source *src = events[i].data.ptr;
+            switch (src->kind) {
+            case EV_CONN:
+                handle_conn(&w, (struct pf_conn *)src, events[i].events);
+                break;
+            case EV_LISTEN:
+                if (!w.env.draining)
+                    accept_ready(&w, src->fd);
+                break;
+            case EV_IPC:
+                handle_ipc(&w);
+                break;
+            case EV_SIGNAL:
+                handle_signal(&w);
+                break;
+            }
+        }
+        if (w.drain_requested)
+            start_drain(&w);
+        if (w.ctx.now_ms - w.last_tick_ms >= 1000)
+            tick(&w);
+        if (w.env.draining && w.nconns == 0)
+            break;
+    }
+    pf_log_debug("exiting after %llu requests", (unsigned long long)w.env.requests);
+    return 0;
+}
