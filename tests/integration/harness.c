@@ -1,0 +1,292 @@
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void daemon_dump_log(const struct daemon *d)
+{
+    FILE *f = fopen(d->log, "r");
+    if (!f)
+        return;
+    char line[1024];
+    fprintf(stderr, "---- daemon log %s ----\n", d->log);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fprintf(stderr, "---- end of log ----\n");
+    fclose(f);
+}
+
+bool daemon_log_contains(const struct daemon *d, const char *needle)
+{
+    FILE *f = fopen(d->log, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+int daemon_workers(const struct daemon *d, pid_t *out, int max)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)d->pid, (int)d->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0, v;
+    while (n < max && fscanf(f, "%d", &v) == 1)
+        out[n++] = (pid_t)v;
+    fclose(f);
+    return n;
+}
+
+int worker_slot(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int slot = -1;
+    if (fgets(comm, sizeof(comm), f) && sscanf(comm, "preforkd-w%d", &slot) != 1)
+        slot = -1;
+    fclose(f);
+    return slot;
+}
+
+bool pid_alive(pid_t pid)
+{
+    /* A zombie still answers kill(0); look at its state instead. */
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool alive = false;
+    if (fgets(buf, sizeof(buf), f)) {
+        char *p = strrchr(buf, ')');
+        alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    }
+    fclose(f);
+    return alive;
+}
+
+void daemon_start(struct daemon *d, const char *extra_yaml, int workers)
+{
+    memset(d, 0, sizeof(*d));
+    strcpy(d->dir, "/tmp/preforkd-test-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->conf, sizeof(d->conf), "%s/preforkd.yaml", d->dir);
+    snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
+    d->port = free_port();
+    FILE *f = fopen(d->conf, "w");
+    assert_non_null(f);
+    fprintf(f, "listen: 127.0.0.1:%d\nworkers: %d\n%s", d->port, workers,
+            extra_yaml ? extra_yaml : "");
+    fclose(f);
+
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        /* If the test process dies, its daemon must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl(PF_TEST_BINARY, PF_TEST_BINARY, "-c", d->conf, (char *)NULL);
+        _exit(127);
+    }
+    long long deadline = now_ms() + 10000;
+    char want[64];
+    snprintf(want, sizeof(want), "all %d workers serving", workers);
+    while (now_ms() < deadline) {
+        if (daemon_log_contains(d, want))
+            return;
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            daemon_dump_log(d);
+            fail_msg("daemon exited during start-up (status %d)", st);
+        }
+        sleep_ms(10);
+    }
+    daemon_dump_log(d);
+    fail_msg("daemon did not report %d workers serving within 10 s", workers);
+}
+
+int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms)
+{
+    kill(d->pid, sig);
+    long long deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            d->exit_status = st;
+            return st;
+        }
+        sleep_ms(5);
+    }
+    return -1;
+}
+
+void daemon_stop(struct daemon *d)
+{
+    pid_t w[64];
+    int n = daemon_workers(d, w, 64);
+    int st = daemon_signal_and_wait(d, SIGTERM, 10000);
+    if (st < 0) {
+        daemon_dump_log(d);
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &st, 0);
+        fail_msg("daemon did not exit within 10 s of SIGTERM");
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        daemon_dump_log(d);
+        fail_msg("daemon exit status %d, want a clean exit 0", st);
+    }
+    for (int i = 0; i < n; i++) {
+        if (pid_alive(w[i])) {
+            daemon_dump_log(d);
+            fail_msg("worker %d outlived its primary", (int)w[i]);
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d->dir);
+}
+
+int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        fail_msg("connect to port %d: %s", port, strerror(errno));
+    return fd;
+}
+
+void send_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            fail_msg("send: %s", strerror(errno));
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+int count_responses(const char *buf, size_t len)
+{
+    int count = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *end = memmem(buf + pos, len - pos, "\r\n\r\n", 4);
+        if (!end)
+            break;
+        size_t head_len = (size_t)(end - (buf + pos)) + 4;
+        const char *cl = memmem(buf + pos, head_len, "Content-Length: ", 16);
+        if (!cl)
+            break;
+        size_t body = (size_t)strtoul(cl + 16, NULL, 10);
+        if (pos + head_len + body > len)
+            break;
+        pos += head_len + body;
+        count++;
+    }
+    return count;
+}
+
+size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof)
+{
+    size_t len = 0;
+    long long deadline = now_ms() + 5000;
+    *eof = false;
+    while (len < cap - 1) {
+        if (count > 0 && count_responses(buf, len) >= count)
+            break;
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            *eof = true;
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+size_t http_exchange(int port, const char *request, char *buf, size_t cap)
+{
+    int fd = tcp_connect(port);
+    send_all(fd, request, strlen(request));
+    bool eof;
+    size_t n = read_responses(fd, 1, buf, cap, &eof);
+    close(fd);
+    return n;
+}
+
+const char *body_of(const char *response)
+{
+    const char *p = strstr(response, "\r\n\r\n");
+    return p ? p + 4 : "";
+}
+
+int status_of(const char *response)
+{
+    int s = 0;
+    if (sscanf(response, "HTTP/1.1 %d ", &s) != 1)
+        return -1;
+    return s;
+}

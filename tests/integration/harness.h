@@ -1,0 +1,49 @@
+#ifndef PREFORKD_TEST_HARNESS_H
+#define PREFORKD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A real preforkd process started from the built binary on a free loopback port. */
+struct daemon {
+    pid_t pid;
+    int port;
+    int exit_status; /* from waitpid, once stopped */
+    char dir[64];
+    char conf[128];
+    char log[128];
+};
+
+/* Writes "listen: 127.0.0.1:PORT" plus extra_yaml as the config, starts the daemon with
+ * extra_args (NULL-terminated, may be NULL) and waits until `workers` workers serve. */
+void daemon_start(struct daemon *d, const char *extra_yaml, int workers);
+/* SIGTERM, then asserts exit status 0 and that no worker outlived the primary. */
+void daemon_stop(struct daemon *d);
+/* Sends sig, waits up to timeout_ms for the exit; returns the wait status or -1. */
+int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms);
+void daemon_dump_log(const struct daemon *d);
+bool daemon_log_contains(const struct daemon *d, const char *needle);
+
+/* The primary's children; returns how many. */
+int daemon_workers(const struct daemon *d, pid_t *out, int max);
+/* The slot from the worker's process name "preforkd-wN", or -1. */
+int worker_slot(pid_t pid);
+bool pid_alive(pid_t pid);
+
+int tcp_connect(int port);
+void send_all(int fd, const char *data, size_t len);
+/* Reads until `count` complete responses (by Content-Length; count 0: until EOF) have
+ * arrived, EOF or a 5 s timeout; returns bytes read. *eof tells whether the server
+ * closed. */
+size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof);
+/* One request on a fresh connection; returns the whole raw response. */
+size_t http_exchange(int port, const char *request, char *buf, size_t cap);
+const char *body_of(const char *response);
+int status_of(const char *response);
+/* Counts complete responses in buf. */
+int count_responses(const char *buf, size_t len);
+long long now_ms(void);
+void sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,295 @@
+/* The daemon over real sockets: routes, keep-alive, pipelining, bad input, limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon d;
+static char buf[1 << 16];
+
+static int start_two(void **state)
+{
+    (void)state;
+    daemon_start(&d, "limits:\n  request_line: 1k\n  header_block: 2k\n  body: 64k\n", 2);
+    return 0;
+}
+
+static int stop(void **state)
+{
+    (void)state;
+    daemon_stop(&d);
+    return 0;
+}
+
+static bool is_worker(pid_t pid)
+{
+    pid_t w[16];
+    int n = daemon_workers(&d, w, 16);
+    for (int i = 0; i < n; i++)
+        if (w[i] == pid)
+            return true;
+    return false;
+}
+
+static void test_routes_exact_bodies(void **state)
+{
+    (void)state;
+    http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    assert_int_equal(status_of(buf), 200);
+    assert_string_equal(body_of(buf), "{\"sum\":4999950000}");
+    assert_non_null(strstr(buf, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(buf, "\r\nServer: preforkd\r\n"));
+    assert_non_null(strstr(buf, "\r\nDate: "));
+
+    http_exchange(d.port, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    assert_int_equal(status_of(buf), 200);
+    int pid = 0;
+    assert_int_equal(sscanf(body_of(buf), "{\"sum\":499999500000,\"worker\":%d}", &pid), 1);
+    assert_true(is_worker(pid));
+
+    http_exchange(d.port, "GET /health?probe=1 HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    assert_int_equal(status_of(buf), 200);
+    double uptime;
+    unsigned long long rss, virt, shared;
+    int n = sscanf(body_of(buf),
+                   "{\"status\":\"healthy\",\"worker\":%d,\"uptime\":%lf,\"memory\":{\"rss\":%llu,"
+                   "\"virtual\":%llu,\"shared\":%llu}}",
+                   &pid, &uptime, &rss, &virt, &shared);
+    assert_int_equal(n, 5);
+    assert_true(is_worker(pid));
+    assert_true(uptime >= 0 && uptime < 600);
+    assert_true(rss > 100000 && rss < 64ULL * 1024 * 1024);
+}
+
+static void test_head_404_405(void **state)
+{
+    (void)state;
+    int fd = tcp_connect(d.port);
+    send_all(fd, "HEAD /heavy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 53);
+    bool eof;
+    read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    assert_true(eof);
+    assert_int_equal(status_of(buf), 200);
+    assert_non_null(
+        strstr(buf, "Content-Length: 34\r\n")); /* {"sum":499999500000,"worker":NNNNN} */
+    assert_string_equal(body_of(buf), "");
+
+    http_exchange(d.port, "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    assert_int_equal(status_of(buf), 404);
+    assert_string_equal(body_of(buf), "{\"error\":\"not found\"}");
+
+    http_exchange(d.port, "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", buf,
+                  sizeof(buf));
+    assert_int_equal(status_of(buf), 405);
+    assert_non_null(strstr(buf, "\r\nAllow: GET, HEAD\r\n"));
+}
+
+static void test_keep_alive_and_pipelining(void **state)
+{
+    (void)state;
+    int fd = tcp_connect(d.port);
+    bool eof;
+    /* Sequential requests on one connection. */
+    for (int i = 0; i < 5; i++) {
+        send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+        size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_false(eof);
+        assert_int_equal(count_responses(buf, n), 1);
+        assert_string_equal(body_of(buf), "{\"sum\":4999950000}");
+    }
+    /* A pipelined batch in one write, with a body to skip, answered in order. */
+    const char *batch = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+                        "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "3\r\nabc\r\n0\r\n\r\n"
+                        "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, batch, strlen(batch));
+    size_t n = read_responses(fd, 4, buf, sizeof(buf), &eof);
+    assert_int_equal(count_responses(buf, n), 4);
+    char *p1 = strstr(buf, "\"status\":\"healthy\"");
+    char *p2 = strstr(buf, "HTTP/1.1 404");
+    char *p3 = strstr(buf, "{\"sum\":4999950000}");
+    char *p4 = strstr(buf, "{\"sum\":499999500000");
+    assert_true(p1 && p2 && p3 && p4);
+    assert_true(p1 < p2 && p2 < p3 && p3 < p4);
+    assert_false(eof);
+    close(fd);
+}
+
+static void test_many_pipelined_requests(void **state)
+{
+    (void)state;
+    /* More answers than fit in one output buffer: every one must still come back. */
+    enum { N = 500 };
+    static char batch[N * 40];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)sprintf(batch + len, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    int fd = tcp_connect(d.port);
+    send_all(fd, batch, len);
+    static char big[N * 400];
+    bool eof;
+    size_t n = read_responses(fd, N, big, sizeof(big), &eof);
+    assert_int_equal(count_responses(big, n), N);
+    close(fd);
+}
+
+static void test_byte_at_a_time(void **state)
+{
+    (void)state;
+    const char *req = "GET /health HTTP/1.1\r\nHost: t\r\nUser-Agent: slow\r\n\r\n";
+    int fd = tcp_connect(d.port);
+    for (const char *p = req; *p; p++) {
+        send_all(fd, p, 1);
+        sleep_ms(1);
+    }
+    bool eof;
+    size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+    assert_int_equal(count_responses(buf, n), 1);
+    assert_int_equal(status_of(buf), 200);
+    close(fd);
+}
+
+static void expect_error_and_close(const char *request, size_t len, int status)
+{
+    int fd = tcp_connect(d.port);
+    send_all(fd, request, len);
+    bool eof;
+    read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    if (status_of(buf) != status || !eof || !strstr(buf, "Connection: close\r\n"))
+        fail_msg("want %d and a close, got (eof %d):\n%s", status, eof, buf);
+    assert_non_null(strstr(body_of(buf), "\"error\":"));
+}
+
+static void test_bad_input_gets_4xx_and_close(void **state)
+{
+    (void)state;
+    expect_error_and_close("GARBAGE\r\n\r\n", 11, 400);
+    expect_error_and_close("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11, 400);
+    expect_error_and_close("GET / HTTP/2.0\r\n\r\n", 18, 505);
+    char req[4096];
+    int n = snprintf(req, sizeof(req), "GET /%01500d HTTP/1.1\r\n\r\n", 0);
+    expect_error_and_close(req, (size_t)n, 414);
+    n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nX-Big: %03000d\r\n\r\n", 0);
+    expect_error_and_close(req, (size_t)n, 431);
+    expect_error_and_close("GET / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", 42, 413);
+    /* A good request, then garbage: the first is answered, then 400 and close. */
+    const char *mixed = "GET / HTTP/1.1\r\nHost: t\r\n\r\nBLAH\r\n\r\n";
+    int fd = tcp_connect(d.port);
+    send_all(fd, mixed, strlen(mixed));
+    bool eof;
+    size_t got = read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    assert_true(eof);
+    assert_int_equal(count_responses(buf, got), 2);
+    assert_int_equal(status_of(buf), 200);
+    assert_non_null(strstr(buf, "HTTP/1.1 400 Bad Request"));
+    /* And the daemon is still serving. */
+    http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    assert_int_equal(status_of(buf), 200);
+}
+
+static void test_error_close_lingers(void **state)
+{
+    (void)state;
+    /* After an error answer the server half-closes and keeps reading what the client
+     * still sends, instead of close()-ing with unread input, which answers with a RST
+     * that can destroy the response in flight on a real network. Observable here: the
+     * client's late bytes get no RST back. */
+    int fd = tcp_connect(d.port);
+    send_all(fd, "GARBAGE\r\n\r\n", 11);
+    bool eof;
+    read_responses(fd, 0, buf, sizeof(buf), &eof);
+    assert_int_equal(status_of(buf), 400);
+    assert_true(eof);
+    send_all(fd, "more bytes from a client that has not noticed yet", 50);
+    sleep_ms(100);
+    /* Had those bytes drawn a RST, this send would fail with EPIPE or ECONNRESET. */
+    ssize_t n = send(fd, "x", 1, MSG_NOSIGNAL);
+    if (n != 1)
+        fail_msg("late bytes drew a reset: send -> %zd (%s)", n, strerror(errno));
+    close(fd);
+}
+
+static void test_connection_close_and_http10(void **state)
+{
+    (void)state;
+    bool eof;
+    int fd = tcp_connect(d.port);
+    send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+    read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    assert_true(eof);
+    assert_int_equal(status_of(buf), 200);
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+
+    fd = tcp_connect(d.port);
+    send_all(fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 42);
+    size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+    assert_int_equal(count_responses(buf, n), 1);
+    assert_false(eof);
+    assert_non_null(strstr(buf, "Connection: keep-alive\r\n"));
+    close(fd);
+
+    fd = tcp_connect(d.port);
+    send_all(fd, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", 62);
+    n = read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    assert_true(eof);
+    assert_int_equal(count_responses(buf, n), 1); /* nothing after "close" is answered */
+}
+
+static void test_spread_over_workers(void **state)
+{
+    (void)state;
+    /* 30 keep-alive connections, as autocannon -c 30 opens: both workers get some. */
+    enum { C = 30 };
+    int fds[C];
+    pid_t seen[C];
+    for (int i = 0; i < C; i++)
+        fds[i] = tcp_connect(d.port);
+    for (int i = 0; i < C; i++) {
+        send_all(fds[i], "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+        bool eof;
+        read_responses(fds[i], 1, buf, sizeof(buf), &eof);
+        int pid = 0;
+        assert_int_equal(sscanf(body_of(buf), "{\"sum\":499999500000,\"worker\":%d}", &pid), 1);
+        seen[i] = pid;
+    }
+    int first = 0;
+    for (int i = 0; i < C; i++) {
+        first += seen[i] == seen[0];
+        close(fds[i]);
+    }
+    print_message("spread: %d of %d connections on worker %d\n", first, C, (int)seen[0]);
+    assert_true(first < C);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes_exact_bodies),
+        cmocka_unit_test(test_head_404_405),
+        cmocka_unit_test(test_keep_alive_and_pipelining),
+        cmocka_unit_test(test_many_pipelined_requests),
+        cmocka_unit_test(test_byte_at_a_time),
+        cmocka_unit_test(test_bad_input_gets_4xx_and_close),
+        cmocka_unit_test(test_error_close_lingers),
+        cmocka_unit_test(test_connection_close_and_http10),
+        cmocka_unit_test(test_spread_over_workers),
+    };
+    return cmocka_run_group_tests(tests, start_two, stop);
+}

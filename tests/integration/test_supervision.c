@@ -1,0 +1,265 @@
+/* The primary: worker count, respawn, stop signals, orphans, config validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char buf[1 << 14];
+
+static void test_worker_count_and_names(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 3);
+    pid_t w[16];
+    assert_int_equal(daemon_workers(&d, w, 16), 3);
+    int slots = 0;
+    for (int i = 0; i < 3; i++) {
+        int s = worker_slot(w[i]);
+        assert_true(s >= 0 && s < 3);
+        slots |= 1 << s;
+    }
+    assert_int_equal(slots, 7); /* one worker in each of slots 0, 1, 2 */
+    daemon_stop(&d);
+}
+
+static void test_kill9_respawns_same_slot_within_1s(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    sleep_ms(1100); /* past min_uptime: a healthy worker is replaced without backoff */
+    pid_t w[16];
+    assert_int_equal(daemon_workers(&d, w, 16), 2);
+    pid_t victim = w[0];
+    int slot = worker_slot(victim);
+    pid_t other = w[1];
+    long long t0 = now_ms();
+    kill(victim, SIGKILL);
+    pid_t fresh = 0;
+    while (now_ms() - t0 < 1000 && !fresh) {
+        int n = daemon_workers(&d, w, 16);
+        for (int i = 0; i < n; i++)
+            if (w[i] != victim && w[i] != other && worker_slot(w[i]) == slot)
+                fresh = w[i];
+        if (!fresh)
+            sleep_ms(5);
+    }
+    if (!fresh) {
+        daemon_dump_log(&d);
+        fail_msg("no new worker in slot %d within 1 s", slot);
+    }
+    print_message("slot %d: pid %d replaced by %d after %lld ms\n", slot, (int)victim, (int)fresh,
+                  now_ms() - t0);
+    assert_true(pid_alive(other));
+    for (int i = 0; i < 20; i++) {
+        http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+        assert_int_equal(status_of(buf), 200);
+    }
+    assert_true(daemon_log_contains(&d, "killed by signal 9"));
+    daemon_stop(&d);
+}
+
+static void test_connections_queued_during_replacement_are_served(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    sleep_ms(1100);
+    pid_t w[16];
+    int n = daemon_workers(&d, w, 16);
+    /* Kill every worker, then connect at once: the sockets stay open in the primary,
+     * so the connections wait in the accept queues for the successors. */
+    for (int i = 0; i < n; i++)
+        kill(w[i], SIGKILL);
+    enum { C = 20 };
+    int fds[C];
+    for (int i = 0; i < C; i++) {
+        fds[i] = tcp_connect(d.port);
+        send_all(fds[i], "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+    }
+    for (int i = 0; i < C; i++) {
+        bool eof;
+        read_responses(fds[i], 1, buf, sizeof(buf), &eof);
+        close(fds[i]);
+        if (status_of(buf) != 200) {
+            daemon_dump_log(&d);
+            fail_msg("connection %d got no answer: '%s'", i, buf);
+        }
+    }
+    daemon_stop(&d);
+}
+
+static void test_sigterm_exits_0_without_orphans(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    /* An idle keep-alive connection must not hold the stop up. */
+    int fd = tcp_connect(d.port);
+    send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+    bool eof;
+    read_responses(fd, 1, buf, sizeof(buf), &eof);
+    long long t0 = now_ms();
+    daemon_stop(&d); /* asserts exit 0 and no worker left */
+    assert_true(now_ms() - t0 < 3000);
+    close(fd);
+}
+
+static void test_sigint_also_stops(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 1);
+    pid_t w[4];
+    assert_int_equal(daemon_workers(&d, w, 4), 1);
+    int st = daemon_signal_and_wait(&d, SIGINT, 5000);
+    assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    sleep_ms(50);
+    assert_false(pid_alive(w[0]));
+}
+
+static void test_sigquit_finishes_in_flight_requests(void **state)
+{
+    (void)state;
+    struct daemon d;
+    /* /heavy made slow enough (~0.3 s+) to be in flight when the signal lands. */
+    daemon_start(&d, "routes:\n  heavy_iterations: 600000000\n", 1);
+    int fd = tcp_connect(d.port);
+    send_all(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+    sleep_ms(50);
+    kill(d.pid, SIGQUIT);
+    bool eof;
+    read_responses(fd, 0, buf, sizeof(buf), &eof);
+    close(fd);
+    if (status_of(buf) != 200 || !strstr(buf, "{\"sum\":179999999700000000"))
+        fail_msg("in-flight request lost in graceful stop: '%s'", buf);
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+    assert_true(eof);
+    int st = daemon_signal_and_wait(&d, 0, 10000);
+    assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_workers_exit_when_primary_dies(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    pid_t w[16];
+    int n = daemon_workers(&d, w, 16);
+    assert_int_equal(n, 2);
+    daemon_signal_and_wait(&d, SIGKILL, 5000);
+    long long t0 = now_ms();
+    bool any = true;
+    while (any && now_ms() - t0 < 2000) {
+        any = false;
+        for (int i = 0; i < n; i++)
+            any |= pid_alive(w[i]);
+        if (any)
+            sleep_ms(10);
+    }
+    assert_false(any);
+}
+
+static int run_binary(const char *const args[], char *out, size_t cap)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        execv(PF_TEST_BINARY, (char *const *)args);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1 && (n = read(pipefd[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(pipefd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_config_check_mode(void **state)
+{
+    (void)state;
+    const char *good[] = {PF_TEST_BINARY, "-t", "-c", PF_TEST_SOURCE_DIR "/conf/preforkd.yaml",
+                          NULL};
+    assert_int_equal(run_binary(good, buf, sizeof(buf)), 0);
+    assert_non_null(strstr(buf, "configuration is valid"));
+
+    char path[] = "/tmp/preforkd-bad-XXXXXX";
+    int fd = mkstemp(path);
+    const char *bad = "workers: 2\nlimits:\n  headers: lots\n";
+    assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+    close(fd);
+    const char *check[] = {PF_TEST_BINARY, "-t", "-c", path, NULL};
+    assert_int_equal(run_binary(check, buf, sizeof(buf)), 1);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:3:12: 'limits.headers' must be a non-negative integer", path);
+    assert_non_null(strstr(buf, want));
+    /* Running (not just checking) a bad file fails the same way and starts nothing. */
+    const char *run[] = {PF_TEST_BINARY, "-c", path, NULL};
+    assert_int_equal(run_binary(run, buf, sizeof(buf)), 1);
+    assert_non_null(strstr(buf, want));
+    unlink(path);
+
+    const char *version[] = {PF_TEST_BINARY, "--version", NULL};
+    assert_int_equal(run_binary(version, buf, sizeof(buf)), 0);
+    assert_true(strncmp(buf, "preforkd ", 9) == 0);
+    const char *wflag[] = {
+        PF_TEST_BINARY, "-t", "-w", "auto-1", "-c", PF_TEST_SOURCE_DIR "/conf/preforkd.yaml", NULL};
+    assert_int_equal(run_binary(wflag, buf, sizeof(buf)), 0);
+    const char *wbad[] = {PF_TEST_BINARY, "-t", "-w", "0", NULL};
+    assert_int_equal(run_binary(wbad, buf, sizeof(buf)), 1);
+}
+
+static void test_port_in_use_fails_cleanly(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 1);
+    char path[] = "/tmp/preforkd-clash-XXXXXX";
+    int fd = mkstemp(path);
+    char conf[64];
+    int n = snprintf(conf, sizeof(conf), "listen: 127.0.0.1:%d\nworkers: 1\n", d.port);
+    assert_int_equal(write(fd, conf, (size_t)n), n);
+    close(fd);
+    const char *args[] = {PF_TEST_BINARY, "-c", path, NULL};
+    assert_int_equal(run_binary(args, buf, sizeof(buf)), 1);
+    assert_non_null(strstr(buf, "Address already in use"));
+    unlink(path);
+    daemon_stop(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_worker_count_and_names),
+        cmocka_unit_test(test_kill9_respawns_same_slot_within_1s),
+        cmocka_unit_test(test_connections_queued_during_replacement_are_served),
+        cmocka_unit_test(test_sigterm_exits_0_without_orphans),
+        cmocka_unit_test(test_sigint_also_stops),
+        cmocka_unit_test(test_sigquit_finishes_in_flight_requests),
+        cmocka_unit_test(test_workers_exit_when_primary_dies),
+        cmocka_unit_test(test_config_check_mode),
+        cmocka_unit_test(test_port_in_use_fails_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preforkd/config.h"
+
+static int load(struct pf_config *cfg, const char *text, char *err, size_t errlen)
+{
+    return pf_config_load_string(cfg, "t.yaml", text, strlen(text), err, errlen);
+}
+
+static void expect_error(const char *text, const char *message)
+{
+    struct pf_config cfg;
+    char err[256] = "";
+    assert_true(load(&cfg, text, err, sizeof(err)) < 0);
+    if (strcmp(err, message) != 0)
+        fail_msg("config:\n%s\nexpected: %s\n     got: %s", text, message, err);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    pf_config_defaults(&cfg);
+    assert_int_equal(cfg.nlisten, 1);
+    assert_string_equal(cfg.listen[0].text, "127.0.0.1:4400");
+    assert_int_equal(cfg.workers_mode, PF_WORKERS_AUTO);
+    assert_int_equal(cfg.balance, PF_BALANCE_REUSEPORT);
+    assert_int_equal(cfg.sum_iterations, 100000);
+    assert_int_equal(cfg.heavy_iterations, 1000000);
+    assert_int_equal(cfg.limits.request_line, 8192);
+    assert_int_equal(cfg.limits.header_block, 16384);
+}
+
+static void test_shipped_config_is_valid_and_matches_defaults(void **state)
+{
+    (void)state;
+    struct pf_config cfg, def;
+    char err[256] = "";
+    int rc = pf_config_load(&cfg, PF_TEST_SOURCE_DIR "/conf/preforkd.yaml", err, sizeof(err));
+    if (rc < 0)
+        fail_msg("%s", err);
+    pf_config_defaults(&def);
+    /* The shipped file documents the defaults; it must not drift from them. */
+    assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    const char *text = "listen:\n"
+                       "  - 127.0.0.1:8080\n"
+                       "  - '[::1]:8081'\n"
+                       "  - '*:8082'\n"
+                       "workers: 3\n"
+                       "backlog: 128\n"
+                       "balance: shared\n"
+                       "log_level: debug\n"
+                       "timeouts:\n"
+                       "  keepalive: 750ms\n"
+                       "  header: 2s\n"
+                       "  send: 1m\n"
+                       "  shutdown: 0\n"
+                       "limits:\n"
+                       "  request_line: 1k\n"
+                       "  header_block: 2KiB\n"
+                       "  headers: 10\n"
+                       "  body: 1M\n"
+                       "  connections: 50\n"
+                       "routes:\n"
+                       "  sum_iterations: 10\n"
+                       "  heavy_iterations: 100\n";
+    int rc = load(&cfg, text, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg.nlisten, 3);
+    assert_string_equal(cfg.listen[1].text, "[::1]:8081");
+    assert_string_equal(cfg.listen[2].text, "0.0.0.0:8082");
+    assert_int_equal(cfg.workers_mode, PF_WORKERS_FIXED);
+    assert_int_equal(cfg.workers, 3);
+    assert_int_equal(pf_config_worker_count(&cfg), 3);
+    assert_int_equal(cfg.backlog, 128);
+    assert_int_equal(cfg.balance, PF_BALANCE_SHARED);
+    assert_int_equal(cfg.log_level, PF_LOG_DEBUG);
+    assert_int_equal(cfg.keepalive_timeout_ms, 750);
+    assert_int_equal(cfg.header_timeout_ms, 2000);
+    assert_int_equal(cfg.send_timeout_ms, 60000);
+    assert_int_equal(cfg.shutdown_timeout_ms, 0);
+    assert_int_equal(cfg.limits.request_line, 1024);
+    assert_int_equal(cfg.limits.header_block, 2048);
+    assert_int_equal(cfg.limits.headers, 10);
+    assert_int_equal(cfg.limits.body, 1 << 20);
+    assert_int_equal(cfg.limits.connections, 50);
+    assert_int_equal(cfg.sum_iterations, 10);
+    assert_int_equal(cfg.heavy_iterations, 100);
+}
+
+static void test_listen_scalar_and_empty_file(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    assert_int_equal(load(&cfg, "listen: 9000\n", err, sizeof(err)), 0);
+    assert_int_equal(cfg.nlisten, 1);
+    assert_string_equal(cfg.listen[0].text, "0.0.0.0:9000");
+    assert_int_equal(load(&cfg, "", err, sizeof(err)), 0);
+    assert_string_equal(cfg.listen[0].text, "127.0.0.1:4400");
+    assert_int_equal(load(&cfg, "# only a comment\n", err, sizeof(err)), 0);
+}
+
+static void test_workers_modes(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    uint32_t cpus = pf_config_usable_cpus();
+    assert_true(cpus >= 1);
+    assert_true(cpus <= (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(load(&cfg, "workers: auto\n", err, sizeof(err)), 0);
+    assert_int_equal(pf_config_worker_count(&cfg), cpus);
+    assert_int_equal(load(&cfg, "workers: auto-1\n", err, sizeof(err)), 0);
+    assert_int_equal(cfg.workers_mode, PF_WORKERS_AUTO_MINUS_ONE);
+    assert_int_equal(pf_config_worker_count(&cfg), cpus > 1 ? cpus - 1 : 1);
+}
+
+static void test_errors_have_file_line_column(void **state)
+{
+    (void)state;
+    expect_error("workers: 2\nbogus: 1\n", "t.yaml:2:1: unknown key 'bogus'");
+    expect_error("timeouts:\n  keepalive: 5s\n  idle: 3s\n",
+                 "t.yaml:3:3: unknown key 'timeouts.idle'");
+    expect_error("workers: many\n",
+                 "t.yaml:1:10: 'workers' must be auto, auto-1 or a positive integer, not 'many'");
+    expect_error("workers: 0\n", "t.yaml:1:10: 'workers' must be between 1 and 1024");
+    expect_error("workers: -3\n",
+                 "t.yaml:1:10: 'workers' must be auto, auto-1 or a positive integer, not '-3'");
+    expect_error("backlog: 70000\n",
+                 "t.yaml:1:10: 'backlog' must be between 1 and 65535, not '70000'");
+    expect_error("backlog: [1, 2]\n", "t.yaml:1:10: 'backlog' must be a single value");
+    expect_error("timeouts:\n  header: soon\n",
+                 "t.yaml:2:11: 'timeouts.header' must be a duration like 5s or 500ms, not 'soon'");
+    expect_error("timeouts:\n  header: 0\n",
+                 "t.yaml:2:11: 'timeouts.header' must be between 1 and 3600000 ms, not '0'");
+    expect_error("limits:\n  body: 3 MB\n",
+                 "t.yaml:2:9: 'limits.body' must be a size like 512, 8k or 1MiB, not '3 MB'");
+    expect_error("limits: 5\n", "t.yaml:1:9: 'limits' must be a mapping of keys");
+    expect_error("balance: random\n",
+                 "t.yaml:1:10: 'balance' must be reuseport or shared, not 'random'");
+    expect_error("log_level: loud\n",
+                 "t.yaml:1:12: 'log_level' must be error, warn, info or debug, not 'loud'");
+    expect_error("listen:\n  - 127.0.0.1:4400\n  - 127.0.0.1:99999\n",
+                 "t.yaml:3:5: invalid listen address '127.0.0.1:99999' (expected HOST:PORT, "
+                 "[IPV6]:PORT or PORT)");
+    expect_error("listen:\n  - 1.2.3.4:5\n  - 1.2.3.4:5\n",
+                 "t.yaml:3:5: duplicate listen address '1.2.3.4:5'");
+    expect_error("listen: []\n", "t.yaml:1:9: 'listen' needs at least one address");
+    expect_error("workers: 2\nworkers: 3\n", "t.yaml:2:1: duplicate key 'workers'");
+    expect_error("- a\n- b\n", "t.yaml:1:1: the configuration must be a mapping of keys");
+    expect_error("routes:\n  sum_iterations: 1e9\n",
+                 "t.yaml:2:19: 'routes.sum_iterations' must be a non-negative integer, not '1e9'");
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    assert_true(load(&cfg, "workers: 2\nlisten: [a, b\n", err, sizeof(err)) < 0);
+    assert_true(strncmp(err, "t.yaml:3:1: YAML syntax error: ", 31) == 0 ||
+                strncmp(err, "t.yaml:2:", 9) == 0);
+    assert_non_null(strstr(err, "YAML syntax error"));
+    assert_true(load(&cfg, "a: b: c\n", err, sizeof(err)) < 0);
+    assert_true(strncmp(err, "t.yaml:1:", 9) == 0);
+}
+
+static void test_failed_load_leaves_config_untouched(void **state)
+{
+    (void)state;
+    struct pf_config cfg, before;
+    char err[256];
+    pf_config_defaults(&cfg);
+    cfg.workers = 77;
+    before = cfg;
+    assert_true(load(&cfg, "workers: 3\nnope: 1\n", err, sizeof(err)) < 0);
+    assert_memory_equal(&cfg, &before, sizeof(cfg));
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256];
+    assert_true(pf_config_load(&cfg, "/nonexistent/preforkd.yaml", err, sizeof(err)) < 0);
+    assert_string_equal(err,
+                        "/nonexistent/preforkd.yaml:0:0: cannot open: No such file or directory");
+}
+
+static void test_value_parsers(void **state)
+{
+    (void)state;
+    uint64_t v;
+    assert_int_equal(pf_config_parse_duration_ms("5", &v), 0);
+    assert_int_equal(v, 5000);
+    assert_int_equal(pf_config_parse_duration_ms("250ms", &v), 0);
+    assert_int_equal(v, 250);
+    assert_int_equal(pf_config_parse_duration_ms("2h", &v), 0);
+    assert_int_equal(v, 7200000);
+    assert_true(pf_config_parse_duration_ms("5 s", &v) < 0);
+    assert_true(pf_config_parse_duration_ms("s", &v) < 0);
+    assert_true(pf_config_parse_duration_ms("99999999999999999999999", &v) < 0);
+    assert_int_equal(pf_config_parse_size("8k", &v), 0);
+    assert_int_equal(v, 8192);
+    assert_int_equal(pf_config_parse_size("1GiB", &v), 0);
+    assert_int_equal(v, 1 << 30);
+    assert_true(pf_config_parse_size("1T", &v) < 0);
+    assert_true(pf_config_parse_size("-1", &v) < 0);
+    assert_true(pf_config_parse_size("18446744073709551615G", &v) < 0);
+
+    struct pf_listen_addr a;
+    assert_int_equal(pf_config_parse_listen("[::]:80", &a), 0);
+    assert_int_equal(a.addr.ss_family, AF_INET6);
+    assert_int_equal(pf_config_parse_listen(":81", &a), 0);
+    assert_string_equal(a.text, "0.0.0.0:81");
+    assert_int_equal(pf_config_parse_listen("10.1.2.3:0", &a), 0);
+    assert_true(pf_config_parse_listen("localhost:80", &a) < 0);
+    assert_true(pf_config_parse_listen("1.2.3.4", &a) < 0);
+    assert_true(pf_config_parse_listen("::1:80", &a) < 0);
+    assert_true(pf_config_parse_listen("[::1]80", &a) < 0);
+    assert_true(pf_config_parse_listen("1.2.3.4:", &a) < 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_shipped_config_is_valid_and_matches_defaults),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_listen_scalar_and_empty_file),
+        cmocka_unit_test(test_workers_modes),
+        cmocka_unit_test(test_errors_have_file_line_column),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_failed_load_leaves_config_untouched),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_value_parsers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

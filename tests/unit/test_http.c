@@ -1,0 +1,249 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "preforkd/http.h"
+
+static struct pf_limits limits = {.request_line = 8192,
+                                  .header_block = 16384,
+                                  .headers = 100,
+                                  .body = 1 << 20,
+                                  .connections = 100};
+
+/* Feeds `text` in chunks of `step` bytes (0: all at once) and describes every outcome,
+ * one line each: "GET /path ka" / "HEAD /x close" / "ERR 400". */
+static void run(const char *text, size_t len, size_t step, const struct pf_limits *lim, char *out,
+                size_t outlen)
+{
+    struct pf_http h;
+    pf_http_init(&h, lim ? lim : &limits);
+    size_t pos = 0, o = 0;
+    out[0] = '\0';
+    if (!step)
+        step = len;
+    while (pos < len) {
+        size_t end = pos + step < len ? pos + step : len;
+        size_t off = pos;
+        while (off < end) {
+            size_t used;
+            enum pf_http_result r = pf_http_feed(&h, text + off, end - off, &used);
+            off += used;
+            if (r == PF_HTTP_REQUEST) {
+                static const char *const m[] = {"GET", "HEAD", "OTHER"};
+                o += (size_t)snprintf(out + o, outlen - o, "%s %.*s%s %s 1.%u\n", m[h.req.method],
+                                      h.req.path_len, h.req.path, h.req.path_truncated ? "..." : "",
+                                      h.req.keep_alive ? "ka" : "close", h.req.http_minor);
+            } else if (r == PF_HTTP_ERROR) {
+                o += (size_t)snprintf(out + o, outlen - o, "ERR %u\n", h.error_status);
+                return;
+            } else {
+                break;
+            }
+        }
+        pos = end;
+    }
+    if (!pf_http_idle(&h))
+        snprintf(out + o, outlen - o, "PARTIAL\n");
+}
+
+static void expect(const char *text, const char *want)
+{
+    char got[2048];
+    run(text, strlen(text), 0, NULL, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("input: %s\nwant:\n%sgot:\n%s", text, want, got);
+}
+
+static void test_simple_requests(void **state)
+{
+    (void)state;
+    expect("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / ka 1.1\n");
+    expect("HEAD /health HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD /health ka 1.1\n");
+    expect("POST /heavy HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "OTHER /heavy ka 1.1\n");
+    expect("GET /health?verbose=1&x=/y HTTP/1.1\r\n\r\n", "GET /health ka 1.1\n");
+    expect("GET http://example.com/heavy?q HTTP/1.1\r\nHost: x\r\n\r\n", "GET /heavy ka 1.1\n");
+    expect("GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n", "GET / ka 1.1\n");
+}
+
+static void test_connection_semantics(void **state)
+{
+    (void)state;
+    expect("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", "GET / close 1.1\n");
+    expect("GET / HTTP/1.0\r\n\r\n", "GET / close 1.0\n");
+    expect("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET / ka 1.0\n");
+    expect("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+           "GET / close 1.1\n");
+}
+
+static const char pipeline[] =
+    "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    "GET /health HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    "GET /heavy HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "5\r\nhello\r\n0\r\n\r\n"
+    "HEAD /nope?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+    "DELETE / HTTP/1.1\r\nHost: a\r\n\r\n"
+    "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+static const char pipeline_want[] = "GET / ka 1.1\n"
+                                    "GET /health ka 1.1\n"
+                                    "GET /heavy ka 1.1\n"
+                                    "HEAD /nope ka 1.1\n"
+                                    "OTHER / ka 1.1\n"
+                                    "GET /health close 1.1\n";
+
+static void test_pipelined_batch_with_bodies(void **state)
+{
+    (void)state;
+    expect(pipeline, pipeline_want);
+}
+
+static void test_every_split_gives_the_same_requests(void **state)
+{
+    (void)state;
+    char got[2048];
+    size_t len = strlen(pipeline);
+    /* One byte at a time, then every other chunk size. */
+    for (size_t step = 1; step <= len; step++) {
+        run(pipeline, len, step, NULL, got, sizeof(got));
+        if (strcmp(got, pipeline_want) != 0)
+            fail_msg("step %zu:\n%s", step, got);
+    }
+}
+
+static void test_split_at_every_position(void **state)
+{
+    (void)state;
+    char got[2048];
+    size_t len = strlen(pipeline);
+    for (size_t cut = 1; cut < len; cut++) {
+        struct pf_http h;
+        pf_http_init(&h, &limits);
+        size_t o = 0, off = 0, ends[2] = {cut, len};
+        got[0] = '\0';
+        for (int part = 0; part < 2; part++) {
+            while (off < ends[part]) {
+                size_t used;
+                enum pf_http_result r = pf_http_feed(&h, pipeline + off, ends[part] - off, &used);
+                off += used;
+                if (r != PF_HTTP_REQUEST)
+                    break;
+                o += (size_t)snprintf(got + o, sizeof(got) - o, "%.*s\n", h.req.path_len,
+                                      h.req.path);
+            }
+        }
+        assert_string_equal(got, "/\n/health\n/heavy\n/nope\n/\n/health\n");
+    }
+}
+
+static void test_partial_request_is_not_idle(void **state)
+{
+    (void)state;
+    expect("GET /hea", "PARTIAL\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /", "GET / ka 1.1\nPARTIAL\n");
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    expect("GARBAGE\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nBad Header\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\n\r\n\x01\x02\x03", "GET / ka 1.1\nERR 400\n");
+    expect("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "ERR 400\n"); /* a TLS hello */
+    expect("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "ERR 400\n");
+}
+
+static void test_versions(void **state)
+{
+    (void)state;
+    expect("GET / HTTP/2.0\r\n\r\n", "ERR 505\n");
+    expect("GET / HTTP/0.9\r\n\r\n", "ERR 505\n");
+    expect("GET / HTTP/3.0\r\n\r\n", "ERR 505\n");
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct pf_limits lim = {
+        .request_line = 64, .header_block = 256, .headers = 3, .body = 10, .connections = 1};
+    char got[512], req[2048];
+
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 63, 0);
+    run(req, strlen(req), 0, &lim, got, sizeof(got));
+    /* A 64-byte target is exactly at the limit: accepted. */
+    assert_int_equal(strlen(got), strlen("GET ") + 64 + strlen(" ka 1.1\n"));
+    assert_true(strncmp(got, "GET /000", 8) == 0);
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 64, 0);
+    run(req, strlen(req), 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 414\n");
+    /* Same limit when the target arrives a byte at a time. */
+    run(req, strlen(req), 1, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 414\n");
+
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+    run(req, strlen(req), 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "GET / ka 1.1\n");
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
+    run(req, strlen(req), 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 431\n");
+
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nX: %0*d\r\n\r\n", 300, 0);
+    run(req, strlen(req), 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 431\n");
+    run(req, strlen(req), 7, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 431\n");
+
+    run("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", 48, 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "GET / ka 1.1\n");
+    run("GET / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 39, 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 413\n");
+    const char *chunked = "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
+                          "6\r\nabcdef\r\n0\r\n\r\n";
+    run(chunked, strlen(chunked), 0, &lim, got, sizeof(got));
+    assert_string_equal(got, "ERR 413\n");
+}
+
+static void test_long_query_still_routes(void **state)
+{
+    (void)state;
+    char req[1024], got[256];
+    snprintf(req, sizeof(req), "GET /health?%0*d HTTP/1.1\r\n\r\n", 500, 0);
+    run(req, strlen(req), 0, NULL, got, sizeof(got));
+    assert_string_equal(got, "GET /health ka 1.1\n");
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 100, 0);
+    run(req, strlen(req), 0, NULL, got, sizeof(got));
+    assert_non_null(strstr(got, "...")); /* marked truncated: routes nowhere */
+}
+
+static void test_error_is_sticky(void **state)
+{
+    (void)state;
+    struct pf_http h;
+    size_t used;
+    pf_http_init(&h, &limits);
+    assert_int_equal(pf_http_feed(&h, "BAD\r\n\r\n", 7, &used), PF_HTTP_ERROR);
+    assert_int_equal(pf_http_feed(&h, "GET / HTTP/1.1\r\n\r\n", 18, &used), PF_HTTP_ERROR);
+    assert_int_equal(used, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_requests),
+        cmocka_unit_test(test_connection_semantics),
+        cmocka_unit_test(test_pipelined_batch_with_bodies),
+        cmocka_unit_test(test_every_split_gives_the_same_requests),
+        cmocka_unit_test(test_split_at_every_position),
+        cmocka_unit_test(test_partial_request_is_not_idle),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_long_query_still_routes),
+        cmocka_unit_test(test_error_is_sticky),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

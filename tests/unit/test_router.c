@@ -1,0 +1,66 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "preforkd/router.h"
+
+static struct pf_route_match match(enum pf_method m, const char *path, bool truncated)
+{
+    struct pf_request req = {.method = m, .keep_alive = true, .path_truncated = truncated};
+    req.path_len = (uint16_t)strlen(path);
+    memcpy(req.path, path, req.path_len);
+    return pf_router_match(&req);
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    struct pf_route_match m = match(PF_METHOD_GET, "/", false);
+    assert_int_equal(m.route, PF_ROUTE_SUM);
+    assert_int_equal(m.status, 200);
+    assert_int_equal(match(PF_METHOD_GET, "/health", false).route, PF_ROUTE_HEALTH);
+    assert_int_equal(match(PF_METHOD_HEAD, "/heavy", false).route, PF_ROUTE_HEAVY);
+}
+
+static void test_unknown_paths(void **state)
+{
+    (void)state;
+    const char *paths[] = {"", "/h", "/healthz", "/health/", "/HEALTH", "//", "/heav", "/heavy2"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct pf_route_match m = match(PF_METHOD_GET, paths[i], false);
+        assert_int_equal(m.status, 404);
+        assert_int_equal(m.route, PF_ROUTE_NONE);
+    }
+    /* A truncated path can never be one of ours, even if its kept prefix looks like it. */
+    assert_int_equal(match(PF_METHOD_GET, "/health", true).status, 404);
+}
+
+static void test_other_methods(void **state)
+{
+    (void)state;
+    struct pf_route_match m = match(PF_METHOD_OTHER, "/health", false);
+    assert_int_equal(m.status, 405);
+    assert_int_equal(m.route, PF_ROUTE_NONE);
+    assert_int_equal(match(PF_METHOD_OTHER, "/missing", false).status, 404);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(pf_router_name(PF_ROUTE_HEAVY), "/heavy");
+    assert_string_equal(pf_router_name(PF_ROUTE_NONE), "(none)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_unknown_paths),
+        cmocka_unit_test(test_other_methods),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
