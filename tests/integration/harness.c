@@ -187,6 +187,12 @@ void daemon_stop(struct daemon *d)
         daemon_dump_log(d);
         fail_msg("daemon exit status %d, want a clean exit 0", st);
     }
+    /* Under ASan/UBSan a worker's report would otherwise pass unnoticed while its
+     * successor keeps serving. */
+    if (daemon_log_contains(d, "Sanitizer") || daemon_log_contains(d, "runtime error:")) {
+        daemon_dump_log(d);
+        fail_msg("sanitizer report in the daemon's log");
+    }
     for (int i = 0; i < n; i++) {
         if (pid_alive(w[i])) {
             daemon_dump_log(d);
