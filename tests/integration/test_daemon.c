@@ -6,7 +6,10 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -157,6 +160,73 @@ static void test_many_pipelined_requests(void **state)
     close(fd);
 }
 
+static void test_partial_writes_resume(void **state)
+{
+    (void)state;
+    /* A client with a tiny receive buffer that reads slowly, and ~6 MB of answers: more
+     * than the socket buffers hold, so the server's sends come up short, it waits for
+     * EPOLLOUT and goes on. Every answer must arrive, in order. */
+    enum { N = 30000 };
+    static char batch[N * 40];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)sprintf(batch + len, "GET /%s HTTP/1.1\r\nHost: t\r\n\r\n",
+                               i % 2 ? "health" : "");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)d.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    static char big[N * 200];
+    size_t sent = 0, got = 0, scanned = 0;
+    /* First only send (all of it, or for 3 s), then pause: the ~5.6 MB of answers
+     * exceed what the server's socket may buffer (tcp_wmem caps it at 4 MB), so its
+     * sends come up short. */
+    long long phase1 = now_ms() + 3000;
+    while (now_ms() < phase1 && sent < len) {
+        ssize_t n = send(fd, batch + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n;
+        else
+            sleep_ms(10);
+    }
+    sleep_ms(300);
+    int responses = 0;
+    long long deadline = now_ms() + 15000;
+    while (responses < N && now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if ((p.revents & POLLOUT) && sent < len) {
+            ssize_t n = send(fd, batch + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        if (p.revents & POLLIN) {
+            ssize_t n = recv(fd, big + got, 2048, MSG_DONTWAIT); /* small reads */
+            if (n == 0)
+                break;
+            if (n > 0)
+                got += (size_t)n;
+        }
+        /* Count only complete answers since the last count. */
+        int more = count_responses(big + scanned, got - scanned);
+        for (int i = 0; i < more; i++) {
+            const char *body = strstr(big + scanned, "\r\n\r\n") + 4;
+            bool health = responses % 2;
+            if (strncmp(body, health ? "{\"status\"" : "{\"sum\"", health ? 9 : 6) != 0)
+                fail_msg("answer %d out of order", responses);
+            const char *cl = strstr(big + scanned, "Content-Length: ");
+            scanned = (size_t)(body - big) + strtoul(cl + 16, NULL, 10);
+            responses++;
+        }
+    }
+    close(fd);
+    assert_int_equal(responses, N);
+}
+
 static void test_byte_at_a_time(void **state)
 {
     (void)state;
@@ -296,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_head_404_405),
         cmocka_unit_test(test_keep_alive_and_pipelining),
         cmocka_unit_test(test_many_pipelined_requests),
+        cmocka_unit_test(test_partial_writes_resume),
         cmocka_unit_test(test_byte_at_a_time),
         cmocka_unit_test(test_bad_input_gets_4xx_and_close),
         cmocka_unit_test(test_error_close_lingers),
