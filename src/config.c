@@ -26,6 +26,7 @@ void pf_config_defaults(struct pf_config *cfg)
     cfg->send_timeout_ms = 10000;
     cfg->shutdown_timeout_ms = 30000;
     cfg->min_uptime_ms = 1000;
+    cfg->worker_timeout_ms = 30000;
     cfg->limits.request_line = 8 * 1024;
     cfg->limits.header_block = 16 * 1024;
     cfg->limits.headers = 100;
@@ -215,7 +216,9 @@ enum key_type {
     T_BALANCE,
     T_LOGLEVEL,
     T_LISTEN,
-    T_SECTION
+    T_SECTION,
+    T_STRING,
+    T_AFFINITY
 };
 
 struct key {
@@ -234,6 +237,7 @@ static const struct key timeout_keys[] = {
     {"send", T_DURATION, OFF(send_timeout_ms), 1, 3600000, NULL},
     {"shutdown", T_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, NULL},
     {"min_uptime", T_DURATION, OFF(min_uptime_ms), 0, 3600000, NULL},
+    {"worker", T_DURATION, OFF(worker_timeout_ms), 2000, 3600000, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
 static const struct key limit_keys[] = {
@@ -249,15 +253,28 @@ static const struct key route_keys[] = {
     {"heavy_iterations", T_U64, OFF(heavy_iterations), 0, UINT64_C(1) << 40, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
-static const struct key top_keys[] = {{"listen", T_LISTEN, 0, 0, 0, NULL},
-                                      {"workers", T_WORKERS, 0, 1, PF_MAX_WORKERS, NULL},
-                                      {"backlog", T_U32, OFF(backlog), 1, 65535, NULL},
-                                      {"balance", T_BALANCE, 0, 0, 0, NULL},
-                                      {"log_level", T_LOGLEVEL, 0, 0, 0, NULL},
-                                      {"timeouts", T_SECTION, 0, 0, 0, timeout_keys},
-                                      {"limits", T_SECTION, 0, 0, 0, limit_keys},
-                                      {"routes", T_SECTION, 0, 0, 0, route_keys},
-                                      {NULL, 0, 0, 0, 0, NULL}};
+static const struct key recycle_keys[] = {
+    {"max_memory", T_SIZE, OFF(max_memory), 0, UINT64_C(1) << 40, NULL},
+    {"max_requests", T_U64, OFF(max_requests), 0, UINT64_C(1) << 40, NULL},
+    {"max_requests_jitter", T_U64, OFF(max_requests_jitter), 0, UINT64_C(1) << 40, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key top_keys[] = {
+    {"listen", T_LISTEN, 0, 0, 0, NULL},
+    {"workers", T_WORKERS, 0, 1, PF_MAX_WORKERS, NULL},
+    {"backlog", T_U32, OFF(backlog), 1, 65535, NULL},
+    {"balance", T_BALANCE, 0, 0, 0, NULL},
+    {"log_level", T_LOGLEVEL, 0, 0, 0, NULL},
+    {"timeouts", T_SECTION, 0, 0, 0, timeout_keys},
+    {"limits", T_SECTION, 0, 0, 0, limit_keys},
+    {"routes", T_SECTION, 0, 0, 0, route_keys},
+    {"recycle", T_SECTION, 0, 0, 0, recycle_keys},
+    {"affinity", T_AFFINITY, 0, 0, 0, NULL},
+    {"user", T_STRING, OFF(user), 0, sizeof(((struct pf_config *)0)->user), NULL},
+    {"group", T_STRING, OFF(group), 0, sizeof(((struct pf_config *)0)->group), NULL},
+    {"pid_file", T_STRING, OFF(pid_file), 0, sizeof(((struct pf_config *)0)->pid_file), NULL},
+    {"log_file", T_STRING, OFF(log_file), 0, sizeof(((struct pf_config *)0)->log_file), NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
 
 static int walk_mapping(struct loader *ld, yaml_node_t *map, const struct key *keys,
                         const char *section);
@@ -351,6 +368,19 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
             cfg->balance = PF_BALANCE_SHARED;
         else
             return fail_at(ld, v, "'balance' must be reuseport or shared, not '%s'", s);
+        return 0;
+    case T_STRING:
+        if (strlen(s) >= k->max)
+            return fail_at(ld, v, "'%s' is longer than %" PRIu64 " bytes", path, k->max - 1);
+        strcpy(field, s);
+        return 0;
+    case T_AFFINITY:
+        if (strcmp(s, "auto") == 0)
+            cfg->affinity_auto = true;
+        else if (strcmp(s, "none") == 0)
+            cfg->affinity_auto = false;
+        else
+            return fail_at(ld, v, "'affinity' must be none or auto, not '%s'", s);
         return 0;
     case T_LOGLEVEL:
         if (pf_log_level_parse(s, &cfg->log_level) < 0)

@@ -142,8 +142,6 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
             return start_close(c, env);
         if (c->rpos < c->rlen)
             continue; /* stopped for output room, which is free again */
-        if (env->draining && pf_http_idle(&c->http))
-            return PF_CONN_CLOSE;
         if (!c->readable)
             return PF_CONN_KEEP;
 
@@ -205,7 +203,8 @@ enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
             return PF_CONN_CLOSE;
         return start_close(c, env);
     }
-    if (env->draining)
-        return PF_CONN_CLOSE;
-    return now - c->last_ms >= cfg->keepalive_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;
+    uint32_t idle_limit = cfg->keepalive_timeout_ms;
+    if (env->draining && env->drain_idle_ms < idle_limit)
+        idle_limit = env->drain_idle_ms;
+    return now - c->last_ms >= idle_limit ? PF_CONN_CLOSE : PF_CONN_KEEP;
 }

@@ -1,5 +1,7 @@
 #include "preforkd/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,4 +73,14 @@ void pf_log(enum pf_log_level level, const char *fmt, ...)
     /* One write per line so lines of several processes never interleave. */
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
+}
+
+int pf_log_reopen(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }

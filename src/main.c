@@ -27,7 +27,8 @@ static void usage(FILE *out)
                  "  -v, --version       print the version and exit\n"
                  "  -h, --help          print this help and exit\n"
                  "\n"
-                 "Signals to the primary: TERM/INT fast stop, QUIT graceful stop.\n");
+                 "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
+                 "USR1 reopen log file, TTIN/TTOU one worker more/fewer.\n");
 }
 
 int main(int argc, char **argv)
@@ -100,7 +101,11 @@ int main(int argc, char **argv)
         return 0;
     }
     pf_log_set_level(cfg.log_level);
+    if (cfg.log_file[0] && pf_log_reopen(cfg.log_file) < 0) {
+        fprintf(stderr, "preforkd: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
+        return 1;
+    }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
                 path ? path : "(built-in defaults)", pf_config_usable_cpus());
-    return pf_primary_run(&cfg, pf_config_worker_count(&cfg));
+    return pf_primary_run(&cfg, path, pf_config_worker_count(&cfg));
 }

@@ -1,6 +1,7 @@
 #include "preforkd/primary.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,32 +13,73 @@
 #include <unistd.h>
 
 #include "preforkd/clock.h"
+#include "preforkd/handlers.h"
 #include "preforkd/listener.h"
 #include "preforkd/log.h"
 #include "preforkd/sdnotify.h"
+#include "preforkd/stats.h"
 #include "preforkd/worker.h"
 
-struct slot {
-    pid_t pid; /* 0 while no worker runs in the slot */
+/* One worker process. A slot of the current generation is served by exactly one
+ * "occupant" (not draining, not retiring); during a reload or a recycle a second
+ * process runs for the same slot until its replacement is serving. */
+enum proc_state { P_STARTING, P_SERVING, P_DRAINING };
+
+struct proc {
+    pid_t pid; /* 0: free table entry */
     int ipc_fd;
-    bool ready;
+    uint32_t gen;
+    uint32_t slot;
+    int board;
+    enum proc_state state;
+    bool retiring; /* a replacement is starting (recycling) */
     int64_t started_ms;
+    int64_t drain_ms;
+    int64_t abort_ms; /* watchdog sent SIGABRT at */
+    uint64_t request_limit;
+};
+
+struct slot {
     int64_t respawn_at_ms;
     uint32_t backoff_ms;
     uint32_t restarts;
 };
 
+/* The sockets and settings of one generation; old ones live until their last worker
+ * has drained. */
+struct gen {
+    uint32_t id;
+    struct pf_config *cfg;
+    struct pf_listeners ls;
+};
+
+#define MAX_GENS 16
+
 struct primary {
-    const struct pf_config *cfg;
-    struct pf_listeners listeners;
-    uint32_t nslots;
+    const char *config_path;
+    struct gen *gens[MAX_GENS]; /* gens[0] is the current generation */
+    size_t ngens;
     struct slot *slots;
+    uint32_t nslots;
+    struct proc *procs;
+    size_t nprocs;
+    struct pf_scoreboard *board;
     int sigfd;
     pid_t pid;
     bool stopping;
+    bool reloading;
     bool announced_ready;
+    int recycling; /* slot being recycled, or -1 */
     int64_t stop_deadline_ms;
+    int64_t reload_started_ms;
+    int64_t last_tick_ms;
+    int64_t watchdog_interval_ms; /* systemd WatchdogSec/2, 0 when not asked */
+    int64_t watchdog_sent_ms;
     uint64_t restarts;
+    uint64_t reloads;
+    uint32_t next_gen;
+    uint32_t seed;
+    char last_status[200];
 };
 
 uint32_t pf_primary_backoff(uint32_t previous_ms, int64_t uptime_ms, uint32_t min_uptime_ms)
@@ -49,150 +91,431 @@ uint32_t pf_primary_backoff(uint32_t previous_ms, int64_t uptime_ms, uint32_t mi
     return previous_ms >= PF_BACKOFF_MAX_MS / 2 ? PF_BACKOFF_MAX_MS : previous_ms * 2;
 }
 
+static struct gen *cur(struct primary *p)
+{
+    return p->gens[0];
+}
+static const struct pf_config *cfg(struct primary *p)
+{
+    return cur(p)->cfg;
+}
+static int64_t now_ms(void)
+{
+    return pf_clock_mono_precise_ms();
+}
+
 static const int handled_signals[] = {SIGCHLD, SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
                                       SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU};
 
-static void signal_set(sigset_t *set)
+/* ---- the process table ------------------------------------------------------------ */
+
+static struct proc *occupant(struct primary *p, uint32_t slot)
 {
-    sigemptyset(set);
-    for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
-        sigaddset(set, handled_signals[i]);
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (w->pid && w->gen == cur(p)->id && w->slot == slot && w->state != P_DRAINING &&
+            !w->retiring)
+            return w;
+    }
+    return NULL;
 }
 
-static void child_main(struct primary *p, uint32_t slot, int ipc_fd)
+static struct proc *retiring_of(struct primary *p, uint32_t slot)
 {
-    for (uint32_t i = 0; i < p->nslots; i++)
-        if (p->slots[i].ipc_fd >= 0)
-            close(p->slots[i].ipc_fd); /* else siblings would keep the primary "alive" */
-    close(p->sigfd);
-
-    int fds[PF_MAX_LISTEN];
-    size_t n = pf_listeners_for_slot(&p->listeners, slot, fds);
-    for (size_t i = 0; i < p->listeners.nfds; i++) {
-        bool mine = false;
-        for (size_t j = 0; j < n; j++)
-            mine |= p->listeners.fds[i] == fds[j];
-        if (!mine)
-            close(p->listeners.fds[i]);
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (w->pid && w->gen == cur(p)->id && w->slot == slot && w->retiring &&
+            w->state != P_DRAINING)
+            return w;
     }
-    /* Ctrl-C reaches the whole process group; stopping is the primary's decision. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t keep;
-    sigemptyset(&keep);
-    sigaddset(&keep, SIGTERM);
-    sigaddset(&keep, SIGQUIT);
-    sigprocmask(SIG_SETMASK, &keep, NULL); /* the worker reads these from a signalfd */
-    if (getppid() != p->pid)
-        _exit(1);
-    _exit(pf_worker_run(p->cfg, slot, fds, n, ipc_fd));
+    return NULL;
 }
 
-static int spawn(struct primary *p, uint32_t i)
+static struct proc *new_proc(struct primary *p)
 {
-    struct slot *s = &p->slots[i];
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(sv[0]);
-        close(sv[1]);
-        return -e;
+    for (size_t i = 0; i < p->nprocs; i++)
+        if (!p->procs[i].pid)
+            return &p->procs[i];
+    size_t n = p->nprocs ? p->nprocs * 2 : 16;
+    struct proc *t = realloc(p->procs, n * sizeof(*t));
+    if (!t)
+        return NULL;
+    memset(t + p->nprocs, 0, (n - p->nprocs) * sizeof(*t));
+    p->procs = t;
+    struct proc *w = &p->procs[p->nprocs];
+    p->nprocs = n;
+    return w;
+}
+
+static uint32_t count_procs(struct primary *p, uint32_t gen, bool any_gen)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < p->nprocs; i++)
+        n += p->procs[i].pid && (any_gen || p->procs[i].gen == gen);
+    return n;
+}
+
+/* ---- status and sd_notify ------------------------------------------------------------ */
+
+static bool degraded(struct primary *p)
+{
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        struct proc *o = occupant(p, s);
+        if (!o || o->state != P_SERVING)
+            return true;
     }
-    if (pid == 0) {
-        close(sv[0]);
-        child_main(p, i, sv[1]);
-    }
-    close(sv[1]);
-    s->pid = pid;
-    s->ipc_fd = sv[0];
-    s->ready = false;
-    s->started_ms = pf_clock_mono_precise_ms();
-    pf_log_info("worker slot %u started, pid %d", i, (int)pid);
-    return 0;
+    return false;
 }
 
 static void notify_status(struct primary *p)
 {
     uint32_t up = 0, waiting = 0;
-    for (uint32_t i = 0; i < p->nslots; i++) {
-        up += p->slots[i].ready;
-        waiting += p->slots[i].pid == 0;
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        struct proc *o = occupant(p, s);
+        up += o && o->state == P_SERVING;
+        waiting += !o && p->slots[s].backoff_ms;
     }
-    char msg[160];
-    snprintf(msg, sizeof(msg), "STATUS=%u/%u workers serving, %llu restarts%s", up, p->nslots,
-             (unsigned long long)p->restarts, waiting ? ", degraded (slot in backoff)" : "");
-    pf_sdnotify(msg);
+    uint32_t draining = 0;
+    for (size_t i = 0; i < p->nprocs; i++)
+        draining += p->procs[i].pid && p->procs[i].state == P_DRAINING;
+    char msg[sizeof(p->last_status)];
+    snprintf(msg, sizeof(msg),
+             "STATUS=%u/%u workers serving, generation %u, %llu restarts, "
+             "%llu reloads%s%s",
+             up, p->nslots, cur(p)->id, (unsigned long long)p->restarts,
+             (unsigned long long)p->reloads, draining ? ", draining old workers" : "",
+             waiting ? ", degraded: slot in crash backoff" : "");
+    if (strcmp(msg, p->last_status) != 0) {
+        snprintf(p->last_status, sizeof(p->last_status), "%s", msg);
+        pf_sdnotify(msg);
+    }
 }
+
+/* ---- spawning ------------------------------------------------------------------------- */
+
+static void child_main(struct primary *p, struct gen *g, uint32_t slot, int ipc_fd, int board)
+{
+    /* Every other descriptor the primary holds would keep something alive that should
+     * die with it: siblings' IPC ends, the signalfd, other generations' sockets. */
+    for (size_t i = 0; i < p->nprocs; i++)
+        if (p->procs[i].pid && p->procs[i].ipc_fd >= 0)
+            close(p->procs[i].ipc_fd);
+    close(p->sigfd);
+    int fds[PF_MAX_LISTEN];
+    size_t n = pf_listeners_for_slot(&g->ls, slot, fds);
+    for (size_t k = 0; k < p->ngens; k++) {
+        struct pf_listeners *ls = &p->gens[k]->ls;
+        for (size_t i = 0; i < ls->nfds; i++) {
+            bool mine = false;
+            for (size_t j = 0; j < n; j++)
+                mine |= ls->fds[i] == fds[j];
+            if (!mine)
+                close(ls->fds[i]);
+        }
+    }
+    /* Ctrl-C reaches the whole process group; stopping is the primary's decision. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t keep;
+    sigemptyset(&keep);
+    sigaddset(&keep, SIGTERM);
+    sigaddset(&keep, SIGQUIT);
+    sigaddset(&keep, SIGUSR1);
+    sigprocmask(SIG_SETMASK, &keep, NULL); /* the worker reads these from a signalfd */
+    if (getppid() != p->pid)
+        _exit(1);
+    _exit(pf_worker_run(g->cfg, slot, fds, n, ipc_fd, &p->board->entries[board]));
+}
+
+static int spawn(struct primary *p, uint32_t slot, bool retire_old)
+{
+    struct gen *g = cur(p);
+    struct proc *w = new_proc(p);
+    if (!w)
+        return -ENOMEM;
+    int64_t now = now_ms();
+    int board = pf_scoreboard_claim(p->board, 0, slot, g->id, now);
+    if (board < 0)
+        return -ENOSPC;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = errno;
+        pf_scoreboard_release(p->board, board);
+        return -e;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        pf_scoreboard_release(p->board, board);
+        return -e;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        child_main(p, g, slot, sv[1], board);
+    }
+    close(sv[1]);
+    atomic_store(&p->board->entries[board].pid, pid);
+    const struct pf_config *c = g->cfg;
+    *w = (struct proc){.pid = pid,
+                       .ipc_fd = sv[0],
+                       .gen = g->id,
+                       .slot = slot,
+                       .board = board,
+                       .state = P_STARTING,
+                       .started_ms = now};
+    if (c->max_requests) {
+        /* Jitter spreads the recycling of workers started together, as gunicorn does. */
+        p->seed = p->seed * 1103515245u + 12345u;
+        w->request_limit =
+            c->max_requests +
+            (c->max_requests_jitter ? (p->seed >> 8) % (c->max_requests_jitter + 1) : 0);
+    }
+    pf_log_info("worker slot %u started, pid %d, generation %u%s", slot, (int)pid, g->id,
+                retire_old ? " (replacing a worker being recycled)" : "");
+    return 0;
+}
+
+static void send_drain(struct proc *w, int64_t now)
+{
+    if (w->state == P_DRAINING)
+        return;
+    w->state = P_DRAINING;
+    w->drain_ms = now;
+    kill(w->pid, SIGQUIT);
+}
+
+/* ---- generations ---------------------------------------------------------------------- */
+
+static void free_gen(struct gen *g)
+{
+    pf_listeners_close(&g->ls);
+    free(g->cfg);
+    free(g);
+}
+
+static void collect_old_gens(struct primary *p)
+{
+    for (size_t k = 1; k < p->ngens;) {
+        struct gen *g = p->gens[k];
+        if (count_procs(p, g->id, false)) {
+            k++;
+            continue;
+        }
+        pf_log_info("generation %u has drained; releasing its sockets", g->id);
+        free_gen(g);
+        memmove(&p->gens[k], &p->gens[k + 1], (p->ngens - k - 1) * sizeof(p->gens[0]));
+        p->ngens--;
+    }
+}
+
+static void resize_slots(struct primary *p, uint32_t n)
+{
+    struct slot *s = realloc(p->slots, sizeof(*s) * (n ? n : 1));
+    if (!s)
+        return;
+    for (uint32_t i = p->nslots; i < n; i++)
+        s[i] = (struct slot){0};
+    p->slots = s;
+    p->nslots = n;
+}
+
+static void reload(struct primary *p)
+{
+    char err[512];
+    if (!p->config_path) {
+        pf_log_warn("SIGHUP: no configuration file to re-read (started with built-in defaults)");
+        return;
+    }
+    if (p->ngens == MAX_GENS) {
+        pf_log_error("SIGHUP ignored: %d generations still draining", MAX_GENS - 1);
+        return;
+    }
+    struct gen *g = calloc(1, sizeof(*g));
+    struct pf_config *c = malloc(sizeof(*c));
+    if (!g || !c) {
+        free(g);
+        free(c);
+        pf_log_error("SIGHUP: out of memory; keeping the running configuration");
+        return;
+    }
+    if (pf_config_load(c, p->config_path, err, sizeof(err)) < 0) {
+        pf_log_error("reload failed, keeping the running configuration: %s", err);
+        free(g);
+        free(c);
+        return;
+    }
+    uint32_t n = pf_config_worker_count(c);
+    if (pf_listeners_open(&g->ls, c, n, &cur(p)->ls, err, sizeof(err)) < 0) {
+        pf_log_error("reload failed, keeping the running configuration: %s", err);
+        free(g);
+        free(c);
+        return;
+    }
+    g->cfg = c;
+    g->id = ++p->next_gen;
+    memmove(&p->gens[1], &p->gens[0], p->ngens * sizeof(p->gens[0]));
+    p->gens[0] = g;
+    p->ngens++;
+    p->reloads++;
+    p->reloading = true;
+    p->reload_started_ms = now_ms();
+    p->recycling = -1;
+    pf_log_set_level(c->log_level);
+    resize_slots(p, n);
+    for (uint32_t s = 0; s < n; s++)
+        p->slots[s] = (struct slot){0};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    pf_sdnotify(msg);
+    pf_log_info("SIGHUP: configuration reloaded; starting generation %u with %u workers", g->id, n);
+}
+
+/* Once every slot of the current generation serves: drain whatever is older, finish a
+ * reload or a recycle. */
+static void promote(struct primary *p, int64_t now)
+{
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        struct proc *o = occupant(p, s);
+        struct proc *old = retiring_of(p, s);
+        if (old && o && o->state == P_SERVING) {
+            pf_log_info("worker slot %u pid %d recycled; draining it", s, (int)old->pid);
+            send_drain(old, now);
+            p->recycling = -1;
+        }
+    }
+    if (degraded(p))
+        return;
+    uint32_t drained = 0;
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (w->pid && w->gen != cur(p)->id && w->state != P_DRAINING) {
+            send_drain(w, now);
+            drained++;
+        }
+        /* Slots beyond a reduced count (SIGTTOU) drain too. */
+        if (w->pid && w->gen == cur(p)->id && w->slot >= p->nslots && w->state != P_DRAINING) {
+            send_drain(w, now);
+            drained++;
+        }
+    }
+    if (p->reloading) {
+        p->reloading = false;
+        pf_log_info("reload complete: generation %u serving after %lld ms; %u old worker%s "
+                    "draining",
+                    cur(p)->id, (long long)(now - p->reload_started_ms), drained,
+                    drained == 1 ? "" : "s");
+        pf_sdnotify("READY=1");
+    } else if (!p->announced_ready) {
+        p->announced_ready = true;
+        pf_log_info("all %u workers serving", p->nslots);
+        pf_sdnotify("READY=1");
+    }
+}
+
+static void set_worker_count(struct primary *p, uint32_t n)
+{
+    char err[256];
+    if (n < 1 || n > PF_MAX_WORKERS || n == p->nslots)
+        return;
+    if (pf_listeners_set_slots(&cur(p)->ls, n, err, sizeof(err)) < 0) {
+        pf_log_error("cannot change the worker count: %s", err);
+        return;
+    }
+    uint32_t old = p->nslots;
+    resize_slots(p, n);
+    pf_log_info("worker count %u -> %u", old, n);
+    if (n < old) {
+        int64_t now = now_ms();
+        for (size_t i = 0; i < p->nprocs; i++) {
+            struct proc *w = &p->procs[i];
+            if (w->pid && w->gen == cur(p)->id && w->slot >= n)
+                send_drain(w, now);
+        }
+    }
+}
+
+/* ---- events --------------------------------------------------------------------------- */
 
 static void reap(struct primary *p)
 {
     int status;
     pid_t pid;
-    int64_t now = pf_clock_mono_precise_ms();
+    int64_t now = now_ms();
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct slot *s = NULL;
-        uint32_t i;
-        for (i = 0; i < p->nslots; i++) {
-            if (p->slots[i].pid == pid) {
-                s = &p->slots[i];
-                break;
-            }
-        }
-        if (!s)
+        struct proc *w = NULL;
+        for (size_t i = 0; i < p->nprocs && !w; i++)
+            if (p->procs[i].pid == pid)
+                w = &p->procs[i];
+        if (!w)
             continue;
-        int64_t uptime = now - s->started_ms;
-        char how[48];
+        char how[64];
         if (WIFSIGNALED(status))
             snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status),
                      strsignal(WTERMSIG(status)));
         else
             snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
-        s->pid = 0;
-        s->ready = false;
-        if (s->ipc_fd >= 0) {
-            close(s->ipc_fd);
-            s->ipc_fd = -1;
-        }
-        if (p->stopping) {
-            pf_log_info("worker slot %u pid %d %s", i, (int)pid, how);
+        int64_t uptime = now - w->started_ms;
+        bool was_occupant = !p->stopping && w->gen == cur(p)->id && w->state != P_DRAINING &&
+                            !w->retiring && w->slot < p->nslots;
+        uint32_t slot = w->slot, gen = w->gen;
+        if (w->ipc_fd >= 0)
+            close(w->ipc_fd);
+        pf_scoreboard_release(p->board, w->board);
+        *w = (struct proc){0};
+        if (!was_occupant) {
+            pf_log_info("worker slot %u pid %d (generation %u) %s", slot, (int)pid, gen, how);
             continue;
         }
+        struct proc *old = retiring_of(p, slot);
+        if (old) {
+            /* The replacement died before taking over: the old worker stays. */
+            old->retiring = false;
+            p->recycling = -1;
+            pf_log_warn("replacement for slot %u pid %d %s; keeping pid %d", slot, (int)pid, how,
+                        (int)old->pid);
+            continue;
+        }
+        struct slot *s = &p->slots[slot];
         s->restarts++;
         p->restarts++;
-        s->backoff_ms = pf_primary_backoff(s->backoff_ms, uptime, p->cfg->min_uptime_ms);
+        s->backoff_ms = pf_primary_backoff(s->backoff_ms, uptime, cfg(p)->min_uptime_ms);
         s->respawn_at_ms = now + s->backoff_ms;
         if (s->backoff_ms)
             pf_log_warn("worker slot %u pid %d %s after %lld ms; respawning in %u ms "
                         "(crash-loop backoff)",
-                        i, (int)pid, how, (long long)uptime, s->backoff_ms);
+                        slot, (int)pid, how, (long long)uptime, s->backoff_ms);
         else
-            pf_log_warn("worker slot %u pid %d %s after %lld ms; respawning", i, (int)pid, how,
+            pf_log_warn("worker slot %u pid %d %s after %lld ms; respawning", slot, (int)pid, how,
                         (long long)uptime);
     }
+    collect_old_gens(p);
     notify_status(p);
 }
 
 static void begin_stop(struct primary *p, int sig)
 {
     bool graceful = sig == SIGQUIT;
-    if (p->stopping) {
-        if (graceful)
-            return;
-        /* A fast stop overrides a graceful one already under way. */
-    }
+    if (p->stopping && graceful)
+        return; /* a fast stop may override a graceful one, not the reverse */
     p->stopping = true;
-    int64_t grace = graceful ? p->cfg->shutdown_timeout_ms : PF_FAST_STOP_MS;
-    p->stop_deadline_ms = pf_clock_mono_precise_ms() + grace;
+    int64_t grace = graceful ? cfg(p)->shutdown_timeout_ms : PF_FAST_STOP_MS;
+    p->stop_deadline_ms = now_ms() + grace;
     pf_log_info("%s: %s stop, waiting up to %lld ms for workers", strsignal(sig),
                 graceful ? "graceful" : "fast", (long long)grace);
     pf_sdnotify("STOPPING=1");
-    for (uint32_t i = 0; i < p->nslots; i++)
-        if (p->slots[i].pid > 0)
-            kill(p->slots[i].pid, graceful ? SIGQUIT : SIGTERM);
+    for (size_t i = 0; i < p->nprocs; i++)
+        if (p->procs[i].pid)
+            kill(p->procs[i].pid, graceful ? SIGQUIT : SIGTERM);
 }
 
 static void read_signals(struct primary *p)
@@ -208,105 +531,217 @@ static void read_signals(struct primary *p)
         case SIGQUIT:
             begin_stop(p, (int)si.ssi_signo);
             break;
+        case SIGHUP:
+            if (!p->stopping)
+                reload(p);
+            break;
+        case SIGUSR1:
+            pf_log_info("SIGUSR1: reopening log files");
+            if (cfg(p)->log_file[0] && pf_log_reopen(cfg(p)->log_file) < 0)
+                pf_log_error("cannot reopen %s", cfg(p)->log_file);
+            for (size_t i = 0; i < p->nprocs; i++)
+                if (p->procs[i].pid)
+                    kill(p->procs[i].pid, SIGUSR1);
+            break;
+        case SIGTTIN:
+            if (!p->stopping)
+                set_worker_count(p, p->nslots + 1);
+            break;
+        case SIGTTOU:
+            if (!p->stopping)
+                set_worker_count(p, p->nslots - 1);
+            break;
         default:
             pf_log_info("%s ignored", strsignal((int)si.ssi_signo));
         }
     }
 }
 
-static void read_ipc(struct primary *p, uint32_t i)
+static void read_ipc(struct proc *w)
 {
-    struct slot *s = &p->slots[i];
     char msg[16];
-    ssize_t n = recv(s->ipc_fd, msg, sizeof(msg), MSG_DONTWAIT);
+    ssize_t n = recv(w->ipc_fd, msg, sizeof(msg), MSG_DONTWAIT);
     if (n > 0 && msg[0] == PF_IPC_READY) {
-        s->ready = true;
-        uint32_t up = 0;
-        for (uint32_t j = 0; j < p->nslots; j++)
-            up += p->slots[j].ready;
-        if (!p->announced_ready && up == p->nslots) {
-            p->announced_ready = true;
-            pf_log_info("all %u workers serving", p->nslots);
-            pf_sdnotify("READY=1");
-        }
-        notify_status(p);
+        if (w->state == P_STARTING)
+            w->state = P_SERVING;
     } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         /* The worker is gone; SIGCHLD tells how. Stop polling its end. */
-        close(s->ipc_fd);
-        s->ipc_fd = -1;
+        close(w->ipc_fd);
+        w->ipc_fd = -1;
     }
+}
+
+static uint64_t rss_of(pid_t pid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Once a second: the hung-worker watchdog, drain deadlines, recycling, systemd's
+ * watchdog ping. */
+static void tick(struct primary *p, int64_t now)
+{
+    const struct pf_config *c = cfg(p);
+    bool all_fresh = true;
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (!w->pid)
+            continue;
+        int64_t beat =
+            atomic_load_explicit(&p->board->entries[w->board].heartbeat_ms, memory_order_relaxed);
+        int64_t age = now - beat;
+        if (w->abort_ms) {
+            if (now - w->abort_ms >= 5000) {
+                pf_log_error("worker slot %u pid %d ignored SIGABRT; SIGKILL", w->slot,
+                             (int)w->pid);
+                kill(w->pid, SIGKILL);
+            }
+            all_fresh = false;
+            continue;
+        }
+        if (w->state != P_STARTING && age > (int64_t)c->worker_timeout_ms) {
+            pf_log_error("worker slot %u pid %d stuck for %lld ms (no heartbeat; "
+                         "worker_timeout %u ms): sending SIGABRT",
+                         w->slot, (int)w->pid, (long long)age, c->worker_timeout_ms);
+            kill(w->pid, SIGABRT);
+            w->abort_ms = now;
+            all_fresh = false;
+            continue;
+        }
+        if (w->state == P_DRAINING && now - w->drain_ms > (int64_t)c->shutdown_timeout_ms &&
+            !p->stopping) {
+            pf_log_warn("worker slot %u pid %d still draining after %u ms; SIGKILL", w->slot,
+                        (int)w->pid, c->shutdown_timeout_ms);
+            kill(w->pid, SIGKILL);
+        }
+        if (w->state != P_SERVING || w->retiring || w->gen != cur(p)->id || p->recycling >= 0 ||
+            p->reloading || p->stopping)
+            continue;
+        uint64_t reqs =
+            atomic_load_explicit(&p->board->entries[w->board].requests, memory_order_relaxed);
+        uint64_t rss = c->max_memory ? rss_of(w->pid) : 0;
+        const char *why = NULL;
+        char reason[96];
+        if (w->request_limit && reqs >= w->request_limit) {
+            snprintf(reason, sizeof(reason), "served %llu requests (limit %llu)",
+                     (unsigned long long)reqs, (unsigned long long)w->request_limit);
+            why = reason;
+        } else if (c->max_memory && rss > c->max_memory) {
+            snprintf(reason, sizeof(reason), "RSS %llu bytes over max_memory %llu",
+                     (unsigned long long)rss, (unsigned long long)c->max_memory);
+            why = reason;
+        }
+        if (why) {
+            /* One slot at a time: its replacement starts now, and the old worker drains
+             * only once the replacement is serving. */
+            pf_log_info("recycling worker slot %u pid %d: %s", w->slot, (int)w->pid, why);
+            w->retiring = true;
+            p->recycling = (int)w->slot;
+            if (spawn(p, w->slot, true) < 0) {
+                w->retiring = false;
+                p->recycling = -1;
+            }
+        }
+    }
+    /* WATCHDOG=1 vouches for the workers, not just for the primary's timer. */
+    if (p->watchdog_interval_ms && all_fresh && !degraded(p) &&
+        now - p->watchdog_sent_ms >= p->watchdog_interval_ms) {
+        pf_sdnotify("WATCHDOG=1");
+        p->watchdog_sent_ms = now;
+    }
+    notify_status(p);
 }
 
 static int supervise(struct primary *p)
 {
-    struct pollfd *pfds = calloc(p->nslots + 1, sizeof(*pfds));
-    uint32_t *which = calloc(p->nslots + 1, sizeof(*which));
-    if (!pfds || !which) {
-        free(pfds);
-        free(which);
-        return -ENOMEM;
-    }
+    struct pollfd *pfds = NULL;
+    struct proc **which = NULL;
+    size_t cap = 0;
     for (;;) {
-        int64_t now = pf_clock_mono_precise_ms();
-        int64_t timeout = -1;
-        bool any_alive = false;
-        for (uint32_t i = 0; i < p->nslots; i++) {
-            struct slot *s = &p->slots[i];
-            if (s->pid > 0) {
-                any_alive = true;
-                continue;
-            }
-            if (p->stopping)
-                continue;
-            if (s->respawn_at_ms <= now) {
-                int rc = spawn(p, i);
-                if (rc < 0) {
-                    s->backoff_ms = pf_primary_backoff(s->backoff_ms, 0, 1);
-                    s->respawn_at_ms = now + s->backoff_ms;
-                    pf_log_error("fork for slot %u failed: %s; retrying in %u ms", i, strerror(-rc),
-                                 s->backoff_ms);
-                } else {
-                    any_alive = true;
-                    continue;
-                }
-            }
-            int64_t d = s->respawn_at_ms - now;
-            if (timeout < 0 || d < timeout)
-                timeout = d;
+        int64_t now = now_ms();
+        int64_t timeout = 1000 - (now - p->last_tick_ms);
+        if (timeout <= 0) {
+            tick(p, now);
+            p->last_tick_ms = now;
+            timeout = 1000;
         }
-        if (p->stopping) {
-            if (!any_alive)
+        if (!p->stopping) {
+            for (uint32_t s = 0; s < p->nslots; s++) {
+                if (occupant(p, s))
+                    continue;
+                struct slot *sl = &p->slots[s];
+                if (sl->respawn_at_ms <= now) {
+                    int rc = spawn(p, s, false);
+                    if (rc < 0) {
+                        sl->backoff_ms = pf_primary_backoff(sl->backoff_ms, 0, 1);
+                        sl->respawn_at_ms = now + sl->backoff_ms;
+                        pf_log_error("fork for slot %u failed: %s; retrying in %u ms", s,
+                                     strerror(-rc), sl->backoff_ms);
+                    } else {
+                        continue;
+                    }
+                }
+                if (sl->respawn_at_ms - now < timeout)
+                    timeout = sl->respawn_at_ms - now;
+            }
+            promote(p, now);
+        } else {
+            if (!count_procs(p, 0, true))
                 break;
             if (now >= p->stop_deadline_ms) {
-                for (uint32_t i = 0; i < p->nslots; i++) {
-                    if (p->slots[i].pid > 0) {
-                        pf_log_warn("worker slot %u pid %d did not stop in time; SIGKILL", i,
-                                    (int)p->slots[i].pid);
-                        kill(p->slots[i].pid, SIGKILL);
+                for (size_t i = 0; i < p->nprocs; i++) {
+                    if (p->procs[i].pid) {
+                        pf_log_warn("worker slot %u pid %d did not stop in time; SIGKILL",
+                                    p->procs[i].slot, (int)p->procs[i].pid);
+                        kill(p->procs[i].pid, SIGKILL);
                     }
                 }
                 p->stop_deadline_ms = now + 1000;
             }
-            int64_t d = p->stop_deadline_ms - now;
-            if (timeout < 0 || d < timeout)
-                timeout = d;
+            if (p->stop_deadline_ms - now < timeout)
+                timeout = p->stop_deadline_ms - now;
+        }
+        if (p->nprocs + 1 > cap) {
+            cap = p->nprocs + 1;
+            struct pollfd *np = realloc(pfds, cap * sizeof(*pfds));
+            struct proc **nw = realloc(which, cap * sizeof(*which));
+            if (np)
+                pfds = np;
+            if (nw)
+                which = nw;
+            if (!np || !nw)
+                break;
         }
         nfds_t n = 0;
         pfds[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
-        for (uint32_t i = 0; i < p->nslots; i++) {
-            if (p->slots[i].ipc_fd >= 0) {
-                which[n] = i;
-                pfds[n++] = (struct pollfd){.fd = p->slots[i].ipc_fd, .events = POLLIN};
+        for (size_t i = 0; i < p->nprocs; i++) {
+            if (p->procs[i].pid && p->procs[i].ipc_fd >= 0) {
+                which[n] = &p->procs[i];
+                pfds[n++] = (struct pollfd){.fd = p->procs[i].ipc_fd, .events = POLLIN};
             }
         }
-        int r = poll(pfds, n, (int)(timeout > 60000 ? 60000 : timeout));
+        int r = poll(pfds, n, (int)(timeout < 0 ? 0 : timeout));
         if (r < 0 && errno != EINTR) {
             pf_log_error("poll: %s", strerror(errno));
             break;
         }
+        /* IPC first: a worker's last message must be read before its SIGCHLD frees the
+         * table entry the pointer refers to. */
         for (nfds_t k = 1; k < n && r > 0; k++)
-            if (pfds[k].revents)
-                read_ipc(p, which[k]);
+            if (pfds[k].revents && which[k]->pid && which[k]->ipc_fd == pfds[k].fd)
+                read_ipc(which[k]);
         if (r > 0 && pfds[0].revents)
             read_signals(p);
     }
@@ -315,14 +750,31 @@ static int supervise(struct primary *p)
     return 0;
 }
 
-int pf_primary_run(const struct pf_config *cfg, uint32_t nworkers)
+static void write_pid_file(const char *path)
 {
-    struct primary p = {.cfg = cfg, .nslots = nworkers, .sigfd = -1, .pid = getpid()};
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        pf_log_warn("cannot write pid file %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+int pf_primary_run(const struct pf_config *config, const char *config_path, uint32_t nworkers)
+{
+    struct primary p = {.config_path = config_path,
+                        .sigfd = -1,
+                        .pid = getpid(),
+                        .recycling = -1,
+                        .seed = (uint32_t)getpid()};
     int status = 1;
     char err[256];
     sigset_t set;
 
-    signal_set(&set);
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
+        sigaddset(&set, handled_signals[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     p.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -330,22 +782,50 @@ int pf_primary_run(const struct pf_config *cfg, uint32_t nworkers)
         pf_log_error("signalfd: %s", strerror(errno));
         return 1;
     }
-    p.slots = calloc(nworkers, sizeof(*p.slots));
-    if (!p.slots)
+    struct gen *g = calloc(1, sizeof(*g));
+    struct pf_config *c = malloc(sizeof(*c));
+    if (!g || !c) {
+        free(g);
+        free(c);
         goto fail;
-    for (uint32_t i = 0; i < nworkers; i++)
-        p.slots[i].ipc_fd = -1;
-    if (pf_listeners_open(&p.listeners, cfg, nworkers, err, sizeof(err)) < 0) {
+    }
+    *c = *config;
+    g->cfg = c;
+    g->id = p.next_gen = 1;
+    p.gens[0] = g;
+    p.ngens = 1;
+    int act = pf_listeners_from_systemd(&g->ls, nworkers, err, sizeof(err));
+    if (act == 0)
+        act = pf_listeners_open(&g->ls, c, nworkers, NULL, err, sizeof(err));
+    if (act < 0) {
         pf_log_error("%s", err);
         goto fail;
     }
+    /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
+    if (pf_scoreboard_new(&p.board, 2 * PF_MAX_WORKERS + 64) < 0) {
+        pf_log_error("cannot map the scoreboard");
+        goto fail;
+    }
+    resize_slots(&p, nworkers);
+    const char *wd = getenv("WATCHDOG_USEC");
+    const char *wd_pid = getenv("WATCHDOG_PID");
+    if (wd && (!wd_pid || (pid_t)atol(wd_pid) == getpid()))
+        p.watchdog_interval_ms = atoll(wd) / 2000;
+    if (c->pid_file[0])
+        write_pid_file(c->pid_file);
+    p.last_tick_ms = now_ms();
     pf_log_info("starting %u worker%s", nworkers, nworkers == 1 ? "" : "s");
     if (supervise(&p) == 0)
         status = 0;
-    pf_listeners_close(&p.listeners);
+    if (cur(&p)->cfg->pid_file[0])
+        unlink(cur(&p)->cfg->pid_file);
     pf_log_info("stopped");
 fail:
+    for (size_t k = 0; k < p.ngens; k++)
+        free_gen(p.gens[k]);
     free(p.slots);
+    free(p.procs);
+    pf_scoreboard_free(&p.board);
     close(p.sigfd);
     return status;
 }

@@ -1,7 +1,10 @@
 #include "preforkd/worker.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <sched.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +50,8 @@ struct worker {
     struct pf_conn *free_list;
     struct pf_handler_ctx ctx;
     struct pf_conn_env env;
+    struct pf_board_entry *board;
+    bool reopen_log;
 };
 
 static struct pf_conn *conn_get(struct worker *w)
@@ -168,18 +173,20 @@ static void start_drain(struct worker *w)
 {
     if (w->env.draining)
         return;
+    /* Connections already in the accept queue were promised service: take them before
+     * letting go of the sockets (the primary or the next generation still holds them,
+     * so later arrivals wait for another worker rather than being refused). */
+    if (!w->accept_paused)
+        for (size_t i = 0; i < w->nlisten; i++)
+            accept_ready(w, w->listeners[i].fd);
     pf_log_info("draining %u connection%s", w->nconns, w->nconns == 1 ? "" : "s");
     w->env.draining = true;
     w->drain_deadline_ms = w->ctx.now_ms + w->cfg->shutdown_timeout_ms;
+    atomic_store(&w->board->state, PF_WSTATE_DRAINING);
     set_accepting(w, false);
     for (size_t i = 0; i < w->nlisten; i++)
         close(w->listeners[i].fd);
     w->nlisten = 0;
-    for (struct pf_conn *c = w->live, *next; c; c = next) {
-        next = c->next;
-        if (pf_conn_is_idle(c))
-            conn_close(w, c);
-    }
 }
 
 static void handle_signal(struct worker *w)
@@ -188,6 +195,8 @@ static void handle_signal(struct worker *w)
     while (read(w->sig.fd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGTERM) {
             w->stop = true;
+        } else if (si.ssi_signo == SIGUSR1) {
+            w->reopen_log = true;
         } else if (si.ssi_signo == SIGQUIT) {
             /* Acted on after the current batch of events: closing connections now could
              * leave events of theirs in the batch pointing at recycled structs. */
@@ -228,6 +237,66 @@ static void refresh_clock(struct worker *w)
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME_COARSE, &wall);
     pf_handler_ctx_tick(&w->ctx, pf_clock_mono_ms(), wall.tv_sec);
+    /* The watchdog's proof of life: a loop stuck in one request stops updating it. */
+    pf_board_heartbeat(w->board, w->ctx.now_ms, w->env.requests);
+}
+
+/* Fault injection for the supervision tests: PREFORKD_FAULT=exit-at-start:SLOT makes
+ * that slot's workers exit with status 3 before serving. */
+static bool fault_exit_at_start(uint32_t slot)
+{
+    const char *f = getenv("PREFORKD_FAULT");
+    unsigned target;
+    return f && sscanf(f, "exit-at-start:%u", &target) == 1 && target == slot;
+}
+
+static int pin_cpu(uint32_t slot)
+{
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+        return -errno;
+    int count = CPU_COUNT(&allowed), want = (int)(slot % (uint32_t)count);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        if (sched_setaffinity(0, sizeof(one), &one) < 0)
+            return -errno;
+        pf_log_debug("pinned to CPU %d", cpu);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int drop_privileges(const struct pf_config *cfg)
+{
+    if (geteuid() != 0 || (!cfg->user[0] && !cfg->group[0]))
+        return 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (cfg->user[0]) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (!pw) {
+            pf_log_error("user '%s' does not exist", cfg->user);
+            return -ENOENT;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    if (cfg->group[0]) {
+        struct group *gr = getgrnam(cfg->group);
+        if (!gr) {
+            pf_log_error("group '%s' does not exist", cfg->group);
+            return -ENOENT;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || (cfg->user[0] && setuid(uid) < 0)) {
+        pf_log_error("cannot drop privileges to %s:%s: %s", cfg->user, cfg->group, strerror(errno));
+        return -EPERM;
+    }
+    return 0;
 }
 
 static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ipc_fd)
@@ -239,6 +308,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
     w->sig.kind = EV_SIGNAL;
     w->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (w->sig.fd < 0)
@@ -261,7 +331,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
-                  int ipc_fd)
+                  int ipc_fd, struct pf_board_entry *board)
 {
     char role[32];
     snprintf(role, sizeof(role), "worker %u", slot);
@@ -271,7 +341,17 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_
     snprintf(comm, sizeof(comm), "preforkd-w%u", slot);
     prctl(PR_SET_NAME, comm);
 
-    struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1};
+    if (fault_exit_at_start(slot)) {
+        pf_log_error("PREFORKD_FAULT: exiting at start");
+        return 3;
+    }
+    if (cfg->affinity_auto && pin_cpu(slot) < 0)
+        pf_log_warn("could not pin to a CPU: %s", strerror(errno));
+    if (drop_privileges(cfg) < 0)
+        return 1;
+
+    struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .board = board};
+    w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);
     w.env.ctx = &w.ctx;
@@ -284,6 +364,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_
         pf_log_error("worker setup failed: %s", strerror(-rc));
         return 1;
     }
+    atomic_store(&board->state, PF_WSTATE_SERVING);
     char ready = PF_IPC_READY;
     if (send(ipc_fd, &ready, 1, MSG_NOSIGNAL) != 1)
         return 1;
@@ -314,6 +395,11 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_
         }
         if (w.drain_requested)
             start_drain(&w);
+        if (w.reopen_log) {
+            w.reopen_log = false;
+            if (cfg->log_file[0] && pf_log_reopen(cfg->log_file) < 0)
+                pf_log_error("cannot reopen %s", cfg->log_file);
+        }
         if (w.ctx.now_ms - w.last_tick_ms >= 1000)
             tick(&w);
         if (w.env.draining && w.nconns == 0)

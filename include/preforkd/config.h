@@ -40,6 +40,15 @@ struct pf_config {
     uint32_t send_timeout_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t min_uptime_ms;
+    uint32_t worker_timeout_ms; /* heartbeat older than this: the worker is hung */
+    uint64_t max_memory;        /* recycle a worker whose RSS exceeds this; 0: never */
+    uint64_t max_requests;      /* recycle a worker after this many requests; 0: never */
+    uint64_t max_requests_jitter;
+    bool affinity_auto; /* pin worker i to the i-th allowed CPU */
+    char user[64];      /* drop workers to this user (and its group) when root */
+    char group[64];
+    char pid_file[256];
+    char log_file[256]; /* empty: stderr */
     struct pf_limits limits;
     uint64_t sum_iterations;
     uint64_t heavy_iterations;

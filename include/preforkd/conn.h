@@ -23,7 +23,8 @@ enum pf_conn_state { PF_CONN_OPEN, PF_CONN_LINGER };
 struct pf_conn_env {
     struct pf_handler_ctx *ctx;
     const struct pf_config *cfg;
-    bool draining; /* answer what was read, then close instead of waiting for more */
+    bool draining; /* answer what was read with "close"; close idle connections soon */
+    uint32_t drain_idle_ms;
     uint64_t requests;
 };
 

@@ -1,6 +1,7 @@
 #ifndef PREFORKD_LISTENER_H
 #define PREFORKD_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,20 +12,33 @@
  * successor instead of being refused.
  * reuseport: one SO_REUSEPORT socket per slot and address; the kernel spreads new
  *            connections over the slots by hashing.
- * shared:    one socket per address, watched by every worker with EPOLLEXCLUSIVE. */
+ * shared:    one socket per address, watched by every worker with EPOLLEXCLUSIVE.
+ * Each generation of workers (see primary) has its own set; a reload builds the new set
+ * by dup()ing the sockets of the old one where the address stays, so a socket lives on
+ * as long as any generation uses it and nothing is ever re-bound. */
 struct pf_listeners {
-    int *fds;
+    int *fds; /* [slot * naddrs + addr] for reuseport, [addr] for shared */
     size_t nfds;
     size_t naddrs;
     uint32_t nslots;
     enum pf_balance balance;
+    bool activated; /* sockets passed by systemd (LISTEN_FDS) */
+    char (*texts)[80];
+    uint32_t backlog;
 };
 
+/* Binds (or, with prev, reuses prev's sockets for the addresses they share). */
 int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint32_t nslots,
-                      char *err, size_t errlen);
-/* The sockets a slot's worker accepts on; returns how many were written to out
- * (naddrs at most). */
+                      const struct pf_listeners *prev, char *err, size_t errlen);
+/* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS), if any: returns 1 when it
+ * did, 0 when there are none, negative errno on failure. */
+int pf_listeners_from_systemd(struct pf_listeners *ls, uint32_t nslots, char *err, size_t errlen);
+/* Grows or shrinks the slot count (reuseport: opens or closes the slot's sockets). */
+int pf_listeners_set_slots(struct pf_listeners *ls, uint32_t nslots, char *err, size_t errlen);
+/* The sockets a slot's worker accepts on; returns how many were written to out. */
 size_t pf_listeners_for_slot(const struct pf_listeners *ls, uint32_t slot, int *out);
+/* The port actually bound for address i (useful with port 0). */
+int pf_listeners_port(const struct pf_listeners *ls, size_t i);
 void pf_listeners_close(struct pf_listeners *ls);
 
 #endif

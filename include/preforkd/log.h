@@ -10,6 +10,9 @@ enum pf_log_level pf_log_get_level(void);
 /* Who is speaking: "primary" or "worker 3"; set once after fork. */
 void pf_log_set_role(const char *role);
 int pf_log_level_parse(const char *name, enum pf_log_level *out);
+/* Points stderr at path (appending): at start-up, and again on SIGUSR1 after logrotate
+ * moved the file. Returns 0 or negative errno. */
+int pf_log_reopen(const char *path);
 
 void pf_log(enum pf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

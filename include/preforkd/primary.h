@@ -16,8 +16,10 @@
  * never turns the primary into a fork loop and the service never gives up. */
 uint32_t pf_primary_backoff(uint32_t previous_ms, int64_t uptime_ms, uint32_t min_uptime_ms);
 
-/* Binds, forks the workers, supervises them until SIGTERM/SIGINT (fast stop) or
- * SIGQUIT (graceful stop). Returns the process exit status. */
-int pf_primary_run(const struct pf_config *cfg, uint32_t nworkers);
+/* Binds (or takes systemd's sockets), forks the workers and supervises them until
+ * SIGTERM/SIGINT (fast stop) or SIGQUIT (graceful stop); SIGHUP re-reads config_path
+ * (NULL: nothing to reload) and replaces the workers without dropping a connection.
+ * Returns the process exit status. */
+int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t nworkers);
 
 #endif

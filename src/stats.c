@@ -1,0 +1,62 @@
+#include "preforkd/stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nentries)
+{
+    struct pf_scoreboard *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    size_t size = sizeof(struct pf_board_entry) * nentries;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        int e = errno;
+        free(b);
+        return -e;
+    }
+    b->nentries = nentries;
+    b->entries = mem; /* anonymous mappings start zeroed: every entry FREE */
+    *out = b;
+    return 0;
+}
+
+void pf_scoreboard_free(struct pf_scoreboard **board)
+{
+    if (!board || !*board)
+        return;
+    munmap((*board)->entries, sizeof(struct pf_board_entry) * (*board)->nentries);
+    free(*board);
+    *board = NULL;
+}
+
+int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, uint32_t generation,
+                        int64_t now_ms)
+{
+    for (uint32_t i = 0; i < board->nentries; i++) {
+        struct pf_board_entry *e = &board->entries[i];
+        if (atomic_load(&e->state) != PF_WSTATE_FREE)
+            continue;
+        e->slot = slot;
+        e->generation = generation;
+        atomic_store(&e->started_ms, now_ms);
+        atomic_store(&e->heartbeat_ms, now_ms);
+        atomic_store(&e->requests, 0);
+        atomic_store(&e->connections, 0);
+        atomic_store(&e->pid, pid);
+        atomic_store(&e->state, PF_WSTATE_STARTING);
+        return (int)i;
+    }
+    return -1;
+}
+
+void pf_scoreboard_release(struct pf_scoreboard *board, int index)
+{
+    if (index < 0 || (uint32_t)index >= board->nentries)
+        return;
+    struct pf_board_entry *e = &board->entries[index];
+    atomic_store(&e->pid, 0);
+    atomic_store(&e->state, PF_WSTATE_FREE);
+}
