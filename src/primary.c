@@ -53,7 +53,8 @@ struct gen {
     struct pf_listeners ls;
 };
 
-#define MAX_GENS 16
+#define MAX_GENS              16
+#define PF_HEARTBEAT_FRESH_MS 2000
 
 struct primary {
     const char *config_path;
@@ -410,6 +411,7 @@ static void promote(struct primary *p, int64_t now)
     }
     if (p->reloading) {
         p->reloading = false;
+        notify_status(p);
         pf_log_info("reload complete: generation %u serving after %lld ms; %u old worker%s "
                     "draining",
                     cur(p)->id, (long long)(now - p->reload_started_ms), drained,
@@ -418,6 +420,7 @@ static void promote(struct primary *p, int64_t now)
     } else if (!p->announced_ready) {
         p->announced_ready = true;
         pf_log_info("all %u workers serving", p->nslots);
+        notify_status(p);
         pf_sdnotify("READY=1");
     }
 }
@@ -602,6 +605,10 @@ static void tick(struct primary *p, int64_t now)
         int64_t beat =
             atomic_load_explicit(&p->board->entries[w->board].heartbeat_ms, memory_order_relaxed);
         int64_t age = now - beat;
+        /* An idle worker beats at least once a second; two seconds of silence means it
+         * is busy with one request or hung, and systemd is not told all is well. */
+        if (w->state != P_STARTING && age >= PF_HEARTBEAT_FRESH_MS)
+            all_fresh = false;
         if (w->abort_ms) {
             if (now - w->abort_ms >= 5000) {
                 pf_log_error("worker slot %u pid %d ignored SIGABRT; SIGKILL", w->slot,
@@ -655,13 +662,13 @@ static void tick(struct primary *p, int64_t now)
             }
         }
     }
+    notify_status(p);
     /* WATCHDOG=1 vouches for the workers, not just for the primary's timer. */
     if (p->watchdog_interval_ms && all_fresh && !degraded(p) &&
         now - p->watchdog_sent_ms >= p->watchdog_interval_ms) {
         pf_sdnotify("WATCHDOG=1");
         p->watchdog_sent_ms = now;
     }
-    notify_status(p);
 }
 
 static int supervise(struct primary *p)

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,30 @@ void daemon_dump_log(const struct daemon *d)
         fputs(line, stderr);
     fprintf(stderr, "---- end of log ----\n");
     fclose(f);
+}
+
+int daemon_log_count(const struct daemon *d, const char *needle)
+{
+    FILE *f = fopen(d->log, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+bool daemon_wait_log(const struct daemon *d, const char *needle, int count, int ms)
+{
+    long long deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        if (daemon_log_count(d, needle) >= count)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
 }
 
 bool daemon_log_contains(const struct daemon *d, const char *needle)
@@ -115,7 +141,37 @@ bool pid_alive(pid_t pid)
     return alive;
 }
 
+void daemon_write_config(struct daemon *d, const char *extra_yaml, int workers)
+{
+    char text[4096] = "";
+    const char *src = extra_yaml ? extra_yaml : "";
+    size_t o = 0;
+    while (*src && o < sizeof(text) - 100) {
+        if (strncmp(src, "@DIR@", 5) == 0) {
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "%s", d->dir);
+            src += 5;
+        } else {
+            text[o++] = *src++;
+        }
+    }
+    text[o] = '\0';
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->conf);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fprintf(f, "listen: 127.0.0.1:%d\nworkers: %d\n%s", d->port, workers, text);
+    fclose(f);
+    assert_int_equal(rename(tmp, d->conf), 0); /* never a half-written file on reload */
+}
+
 void daemon_start(struct daemon *d, const char *extra_yaml, int workers)
+{
+    struct daemon_opts none = {.listen_fd = -1};
+    daemon_start_opts(d, extra_yaml, workers, &none);
+}
+
+void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
+                       const struct daemon_opts *opts)
 {
     memset(d, 0, sizeof(*d));
     strcpy(d->dir, "/tmp/preforkd-test-XXXXXX");
@@ -123,11 +179,13 @@ void daemon_start(struct daemon *d, const char *extra_yaml, int workers)
     snprintf(d->conf, sizeof(d->conf), "%s/preforkd.yaml", d->dir);
     snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
     d->port = free_port();
-    FILE *f = fopen(d->conf, "w");
-    assert_non_null(f);
-    fprintf(f, "listen: 127.0.0.1:%d\nworkers: %d\n%s", d->port, workers,
-            extra_yaml ? extra_yaml : "");
-    fclose(f);
+    if (opts->listen_fd >= 0) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof(a);
+        getsockname(opts->listen_fd, (struct sockaddr *)&a, &len);
+        d->port = ntohs(a.sin_port);
+    }
+    daemon_write_config(d, extra_yaml, workers);
 
     d->pid = fork();
     assert_true(d->pid >= 0);
@@ -137,12 +195,23 @@ void daemon_start(struct daemon *d, const char *extra_yaml, int workers)
         dup2(fd, STDERR_FILENO);
         /* If the test process dies, its daemon must not outlive it. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        for (const char *const *e = opts->env; e && *e; e++)
+            putenv((char *)*e);
+        if (opts->listen_fd >= 0) {
+            dup2(opts->listen_fd, 3);
+            char pid[32];
+            snprintf(pid, sizeof(pid), "%d", (int)getpid());
+            setenv("LISTEN_PID", pid, 1);
+            setenv("LISTEN_FDS", "1", 1);
+        }
         execl(PF_TEST_BINARY, PF_TEST_BINARY, "-c", d->conf, (char *)NULL);
         _exit(127);
     }
     long long deadline = now_ms() + 10000;
     char want[64];
     snprintf(want, sizeof(want), "all %d workers serving", workers);
+    if (opts->wait_for)
+        snprintf(want, sizeof(want), "%s", opts->wait_for);
     while (now_ms() < deadline) {
         if (daemon_log_contains(d, want))
             return;
@@ -295,4 +364,115 @@ int status_of(const char *response)
     if (sscanf(response, "HTTP/1.1 %d ", &s) != 1)
         return -1;
     return s;
+}
+
+/* ---- load generator ------------------------------------------------------------------ */
+
+struct load_thread {
+    struct load *l;
+    pthread_t tid;
+};
+
+static void load_fail(struct load *l, const char *what)
+{
+    if (atomic_fetch_add(&l->failed, 1) == 0)
+        snprintf(l->first_error, sizeof(l->first_error), "%s", what);
+}
+
+static int load_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static void *load_main(void *arg)
+{
+    struct load_thread *t = arg;
+    struct load *l = t->l;
+    int fds[16];
+    for (int i = 0; i < l->conns; i++)
+        fds[i] = -1;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: load\r\n\r\n";
+    char buf[2048];
+    while (!atomic_load(&l->stop)) {
+        for (int i = 0; i < l->conns && !atomic_load(&l->stop); i++) {
+            if (fds[i] < 0 && (fds[i] = load_connect(l->port)) < 0) {
+                load_fail(l, "connect failed");
+                sleep_ms(10);
+                continue;
+            }
+            if (send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+                load_fail(l, "send failed");
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+            size_t len = 0;
+            bool done = false;
+            while (!done && len < sizeof(buf) - 1) {
+                ssize_t n = recv(fds[i], buf + len, sizeof(buf) - 1 - len, 0);
+                if (n <= 0)
+                    break;
+                len += (size_t)n;
+                done = count_responses(buf, len) >= 1;
+            }
+            buf[len] = '\0';
+            if (!done) {
+                char what[160];
+                snprintf(what, sizeof(what), "no complete answer (%zu bytes: %.60s) errno %d", len,
+                         buf, errno);
+                load_fail(l, what);
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+            if (status_of(buf) != 200 || strcmp(body_of(buf), "{\"sum\":4999950000}") != 0) {
+                load_fail(l, "wrong answer");
+            } else {
+                atomic_fetch_add(&l->ok, 1);
+            }
+            if (strstr(buf, "Connection: close\r\n")) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+        }
+    }
+    for (int i = 0; i < l->conns; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return NULL;
+}
+
+void load_start(struct load *l, int port, int threads, int conns)
+{
+    memset(l, 0, sizeof(*l));
+    l->port = port;
+    l->threads = threads;
+    l->conns = conns > 16 ? 16 : conns;
+    struct load_thread *t = calloc((size_t)threads, sizeof(*t));
+    l->impl = t;
+    for (int i = 0; i < threads; i++) {
+        t[i].l = l;
+        assert_int_equal(pthread_create(&t[i].tid, NULL, load_main, &t[i]), 0);
+    }
+}
+
+void load_stop(struct load *l)
+{
+    atomic_store(&l->stop, true);
+    struct load_thread *t = l->impl;
+    for (int i = 0; i < l->threads; i++)
+        pthread_join(t[i].tid, NULL);
+    free(t);
+    l->impl = NULL;
 }

@@ -1,6 +1,7 @@
 #ifndef PREFORKD_TEST_HARNESS_H
 #define PREFORKD_TEST_HARNESS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -15,9 +16,39 @@ struct daemon {
     char log[128];
 };
 
-/* Writes "listen: 127.0.0.1:PORT" plus extra_yaml as the config, starts the daemon with
- * extra_args (NULL-terminated, may be NULL) and waits until `workers` workers serve. */
+/* Writes "listen: 127.0.0.1:PORT" plus extra_yaml as the config ("@DIR@" in it becomes
+ * the daemon's temporary directory), starts the daemon and waits until `workers`
+ * workers serve. */
 void daemon_start(struct daemon *d, const char *extra_yaml, int workers);
+
+struct daemon_opts {
+    const char *const *env; /* "NAME=VALUE" entries added to the daemon's environment */
+    int listen_fd;          /* >= 0: passed as fd 3 with LISTEN_FDS=1 and LISTEN_PID */
+    const char *wait_for;   /* log line that means started (default: all workers serving) */
+};
+void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
+                       const struct daemon_opts *opts);
+/* Rewrites the daemon's config file (same "@DIR@" rule, listen line included). */
+void daemon_write_config(struct daemon *d, const char *extra_yaml, int workers);
+int daemon_log_count(const struct daemon *d, const char *needle);
+/* Waits up to ms for the log to hold `count` lines with needle. */
+bool daemon_wait_log(const struct daemon *d, const char *needle, int count, int ms);
+
+/* A keep-alive load generator: `threads` threads, each keeping `conns` connections
+ * busy with GET / one after another. A request counts as failed when it gets no
+ * complete 200 answer (connect error, reset, EOF, timeout, wrong body). */
+struct load {
+    int port;
+    int threads;
+    int conns;
+    _Atomic bool stop;
+    _Atomic unsigned long ok;
+    _Atomic unsigned long failed;
+    char first_error[160];
+    void *impl;
+};
+void load_start(struct load *l, int port, int threads, int conns);
+void load_stop(struct load *l);
 /* SIGTERM, then asserts exit status 0 and that no worker outlived the primary. */
 void daemon_stop(struct daemon *d);
 /* Sends sig, waits up to timeout_ms for the exit; returns the wait status or -1. */

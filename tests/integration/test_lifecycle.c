@@ -1,0 +1,354 @@
+/* Supervision and lifecycle: reloads under load, broken reloads, crash-loop backoff,
+ * the hung-worker watchdog, recycling, worker count signals, log reopening, pid file,
+ * sd_notify and socket activation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char buf[1 << 14];
+
+static void expect_served(struct daemon *d)
+{
+    http_exchange(d->port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    if (status_of(buf) != 200) {
+        daemon_dump_log(d);
+        fail_msg("not served: '%s'", buf);
+    }
+}
+
+static bool wait_worker_count(struct daemon *d, int want, int ms)
+{
+    pid_t w[64];
+    long long deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        if (daemon_workers(d, w, 64) == want)
+            return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+static void test_reloads_under_load_lose_nothing(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    struct load l;
+    load_start(&l, d.port, 4, 4);
+    sleep_ms(300);
+    for (int i = 1; i <= 20; i++) {
+        kill(d.pid, SIGHUP);
+        if (!daemon_wait_log(&d, "reload complete", i, 10000)) {
+            load_stop(&l);
+            daemon_dump_log(&d);
+            fail_msg("reload %d did not complete", i);
+        }
+        sleep_ms(100);
+    }
+    sleep_ms(300);
+    load_stop(&l);
+    print_message("20 reloads under load: %lu requests answered, %lu failed%s%s\n", l.ok, l.failed,
+                  l.failed ? ", first: " : "", l.first_error);
+    if (l.failed) {
+        daemon_dump_log(&d);
+        fail_msg("%lu requests failed across reloads (first: %s)", l.failed, l.first_error);
+    }
+    assert_true(l.ok > 1000);
+    /* Every old generation drains away: only the current two workers remain. */
+    assert_true(wait_worker_count(&d, 2, 5000));
+    assert_int_equal(daemon_log_count(&d, "has drained; releasing its sockets"), 20);
+    daemon_stop(&d);
+}
+
+static void test_broken_reload_keeps_old_workers(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    pid_t before[8], after[8];
+    assert_int_equal(daemon_workers(&d, before, 8), 2);
+    daemon_write_config(&d, "timeouts:\n  keepalive: forever\n", 2);
+    kill(d.pid, SIGHUP);
+    assert_true(daemon_wait_log(&d, "reload failed", 1, 5000));
+    char want[256];
+    snprintf(want, sizeof(want), "%s:4:14: 'timeouts.keepalive' must be a duration", d.conf);
+    assert_true(daemon_log_contains(&d, want));
+    sleep_ms(200);
+    assert_int_equal(daemon_workers(&d, after, 8), 2);
+    assert_true((before[0] == after[0] && before[1] == after[1]) ||
+                (before[0] == after[1] && before[1] == after[0]));
+    expect_served(&d);
+    /* A good file afterwards reloads normally. */
+    daemon_write_config(&d, NULL, 3);
+    kill(d.pid, SIGHUP);
+    assert_true(daemon_wait_log(&d, "reload complete", 1, 5000));
+    assert_true(wait_worker_count(&d, 3, 5000));
+    daemon_stop(&d);
+}
+
+static void test_crash_loop_backs_off_and_others_serve(void **state)
+{
+    (void)state;
+    struct daemon d;
+    const char *env[] = {"PREFORKD_FAULT=exit-at-start:1", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1, .wait_for = "worker slot 1 pid"};
+    daemon_start_opts(&d, "balance: shared\n", 2, &o);
+    /* 100 + 200 + 400 + 800 ms: the fourth backoff is logged about 1.5 s in. */
+    if (!daemon_wait_log(&d, "crash-loop backoff", 4, 5000)) {
+        daemon_dump_log(&d);
+        fail_msg("no crash-loop backoff");
+    }
+    assert_true(daemon_log_contains(&d, "respawning in 100 ms"));
+    assert_true(daemon_log_contains(&d, "respawning in 200 ms"));
+    assert_true(daemon_log_contains(&d, "respawning in 400 ms"));
+    assert_true(pid_alive(d.pid));
+    /* Forks are rate-limited: not a fork loop. */
+    int starts = daemon_log_count(&d, "worker slot 1 started");
+    assert_true(starts <= 6);
+    for (int i = 0; i < 10; i++)
+        expect_served(&d);
+    daemon_stop(&d);
+}
+
+static void test_hung_worker_is_killed_and_replaced(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d,
+                 "balance: shared\ntimeouts:\n  worker: 2s\n"
+                 "routes:\n  heavy_iterations: 100000000000\n",
+                 2);
+    int fd = tcp_connect(d.port);
+    send_all(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33); /* hours of work */
+    if (!daemon_wait_log(&d, "killed by signal 6", 1, 8000)) {
+        daemon_dump_log(&d);
+        fail_msg("the hung worker was not killed");
+    }
+    assert_true(daemon_log_contains(&d, "(no heartbeat; worker_timeout 2000 ms): sending SIGABRT"));
+    close(fd);
+    assert_true(wait_worker_count(&d, 2, 3000));
+    expect_served(&d);
+    daemon_stop(&d);
+}
+
+static void test_max_requests_recycling_loses_nothing(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, "recycle:\n  max_requests: 300\n  max_requests_jitter: 50\n", 2);
+    pid_t first[8];
+    assert_int_equal(daemon_workers(&d, first, 8), 2);
+    struct load l;
+    load_start(&l, d.port, 2, 2);
+    bool recycled = daemon_wait_log(&d, "recycled; draining it", 4, 15000);
+    load_stop(&l);
+    print_message("recycling under load: %lu answered, %lu failed, %d recycles\n", l.ok, l.failed,
+                  daemon_log_count(&d, "recycled; draining it"));
+    if (!recycled || l.failed) {
+        daemon_dump_log(&d);
+        fail_msg("recycled: %d, failed requests: %lu (%s)", recycled, l.failed, l.first_error);
+    }
+    assert_true(wait_worker_count(&d, 2, 5000));
+    pid_t now[8];
+    daemon_workers(&d, now, 8);
+    assert_true(now[0] != first[0] && now[0] != first[1]);
+    daemon_stop(&d);
+}
+
+static void test_ttin_ttou(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, NULL, 2);
+    kill(d.pid, SIGTTIN);
+    assert_true(wait_worker_count(&d, 3, 3000));
+    assert_true(daemon_wait_log(&d, "worker count 2 -> 3", 1, 1000));
+    sleep_ms(200);
+    kill(d.pid, SIGTTOU);
+    assert_true(daemon_wait_log(&d, "worker count 3 -> 2", 1, 3000));
+    assert_true(wait_worker_count(&d, 2, 5000));
+    for (int i = 0; i < 10; i++)
+        expect_served(&d);
+    daemon_stop(&d);
+}
+
+static void test_usr1_reopens_log_and_pid_file(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, "log_file: @DIR@/daemon.log\npid_file: @DIR@/preforkd.pid\n", 1);
+    char pidfile[160], moved[160];
+    snprintf(pidfile, sizeof(pidfile), "%s/preforkd.pid", d.dir);
+    FILE *f = fopen(pidfile, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    assert_int_equal(pid, d.pid);
+
+    snprintf(moved, sizeof(moved), "%s.1", d.log); /* what logrotate does */
+    assert_int_equal(rename(d.log, moved), 0);
+    kill(d.pid, SIGUSR1);
+    sleep_ms(300);
+    kill(d.pid, SIGTTIN); /* something new to log */
+    assert_true(daemon_wait_log(&d, "worker count 1 -> 2", 1, 3000));
+    assert_true(daemon_log_contains(&d, "worker slot 1 started")); /* in the new file */
+    int st = daemon_signal_and_wait(&d, SIGTERM, 5000);
+    assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(access(pidfile, F_OK), -1); /* removed on exit */
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- sd_notify --------------------------------------------------------------------------- */
+
+static int notify_socket(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    unlink(path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Collects datagrams for up to ms or until one contains `until`. */
+static bool collect(int fd, char *all, size_t cap, const char *until, int ms)
+{
+    long long deadline = now_ms() + ms;
+    size_t len = strlen(all);
+    while (now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        char msg[512];
+        ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            continue;
+        msg[n] = '\0';
+        len += (size_t)snprintf(all + len, cap - len, "%s\n--\n", msg);
+        if (until && strstr(msg, until))
+            return true;
+    }
+    return until == NULL;
+}
+
+static void test_sd_notify_protocol(void **state)
+{
+    (void)state;
+    char path[64], env_sock[96];
+    snprintf(path, sizeof(path), "/tmp/preforkd-notify-%d", (int)getpid());
+    int fd = notify_socket(path);
+    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
+    const char *env[] = {env_sock, "WATCHDOG_USEC=1000000", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1};
+    struct daemon d;
+    static char all[1 << 14];
+    all[0] = '\0';
+    daemon_start_opts(&d, NULL, 2, &o);
+    assert_true(collect(fd, all, sizeof(all), "READY=1", 3000));
+    assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", 3000));
+    assert_non_null(strstr(all, "STATUS=2/2 workers serving"));
+    kill(d.pid, SIGHUP);
+    assert_true(collect(fd, all, sizeof(all), "RELOADING=1", 3000));
+    assert_non_null(strstr(all, "MONOTONIC_USEC="));
+    assert_true(collect(fd, all, sizeof(all), "READY=1", 3000));
+    kill(d.pid, SIGTERM);
+    bool stopping = collect(fd, all, sizeof(all), "STOPPING=1", 3000);
+    int st;
+    waitpid(d.pid, &st, 0);
+    close(fd);
+    unlink(path);
+    if (!stopping)
+        fail_msg("no STOPPING=1; got:\n%s", all);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_watchdog_ping_stops_while_a_worker_hangs(void **state)
+{
+    (void)state;
+    char path[64], env_sock[96];
+    snprintf(path, sizeof(path), "/tmp/preforkd-notify-wd-%d", (int)getpid());
+    int fd = notify_socket(path);
+    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
+    const char *env[] = {env_sock, "WATCHDOG_USEC=1000000", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1};
+    struct daemon d;
+    static char all[1 << 14];
+    all[0] = '\0';
+    daemon_start_opts(&d,
+                      "balance: shared\ntimeouts:\n  worker: 4s\n"
+                      "routes:\n  heavy_iterations: 100000000000\n",
+                      1, &o);
+    assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", 3000));
+    int c = tcp_connect(d.port);
+    send_all(c, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+    sleep_ms(2500); /* the only worker has not beaten for 2.5 s... */
+    char stale[512];
+    while (recv(fd, stale, sizeof(stale), MSG_DONTWAIT) > 0) {
+        /* pings from before the window */
+    }
+    all[0] = '\0';
+    collect(fd, all, sizeof(all), NULL, 800);
+    /* ...so the primary does not vouch for it, though it has not killed it yet (4 s). */
+    bool pinged = strstr(all, "WATCHDOG=1") != NULL;
+    /* Once the watchdog replaced it, the pings come back. */
+    bool back = collect(fd, all, sizeof(all), "WATCHDOG=1", 6000);
+    close(c);
+    daemon_stop(&d);
+    close(fd);
+    unlink(path);
+    assert_false(pinged);
+    assert_true(back);
+}
+
+static void test_socket_activation(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 64), 0);
+    struct daemon_opts o = {.listen_fd = lfd};
+    struct daemon d;
+    daemon_start_opts(&d, NULL, 2, &o);
+    close(lfd);
+    assert_true(daemon_log_contains(&d, "listening on socket fd 3 from systemd"));
+    for (int i = 0; i < 10; i++)
+        expect_served(&d);
+    daemon_stop(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reloads_under_load_lose_nothing),
+        cmocka_unit_test(test_broken_reload_keeps_old_workers),
+        cmocka_unit_test(test_crash_loop_backs_off_and_others_serve),
+        cmocka_unit_test(test_hung_worker_is_killed_and_replaced),
+        cmocka_unit_test(test_max_requests_recycling_loses_nothing),
+        cmocka_unit_test(test_ttin_ttou),
+        cmocka_unit_test(test_usr1_reopens_log_and_pid_file),
+        cmocka_unit_test(test_sd_notify_protocol),
+        cmocka_unit_test(test_watchdog_ping_stops_while_a_worker_hangs),
+        cmocka_unit_test(test_socket_activation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
