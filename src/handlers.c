@@ -75,7 +75,18 @@ static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b)
     pf_buf_put_u64(b, ctx->memory.virt);
     pf_buf_put_lit(b, ",\"shared\":");
     pf_buf_put_u64(b, ctx->memory.shared);
-    pf_buf_put_lit(b, "}}");
+    pf_buf_put_lit(b, "}");
+    if (ctx->cluster) {
+        pf_buf_put_lit(b, ",\"cluster\":{\"serving\":");
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->cluster->serving, memory_order_relaxed));
+        pf_buf_put_lit(b, ",\"configured\":");
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->cluster->configured, memory_order_relaxed));
+        if (atomic_load_explicit(&ctx->cluster->degraded, memory_order_relaxed))
+            pf_buf_put_lit(b, ",\"degraded\":true}");
+        else
+            pf_buf_put_lit(b, ",\"degraded\":false}");
+    }
+    pf_buf_put_lit(b, "}");
 }
 
 static unsigned connection_flags(const struct pf_request *req)

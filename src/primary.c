@@ -179,6 +179,13 @@ static void notify_status(struct primary *p)
     uint32_t draining = 0;
     for (size_t i = 0; i < p->nprocs; i++)
         draining += p->procs[i].pid && p->procs[i].state == P_DRAINING;
+    struct pf_board_cluster *cl = p->board->cluster;
+    atomic_store(&cl->configured, p->nslots);
+    atomic_store(&cl->serving, up);
+    atomic_store(&cl->degraded, up < p->nslots);
+    atomic_store(&cl->generation, cur(p)->id);
+    atomic_store(&cl->restarts, p->restarts);
+    atomic_store(&cl->reloads, p->reloads);
     char msg[sizeof(p->last_status)];
     snprintf(msg, sizeof(msg),
              "STATUS=%u/%u workers serving, generation %u, %llu restarts, "
@@ -230,7 +237,8 @@ static void child_main(struct primary *p, struct gen *g, uint32_t slot, int ipc_
     sigprocmask(SIG_SETMASK, &keep, NULL); /* the worker reads these from a signalfd */
     if (getppid() != p->pid)
         _exit(1);
-    _exit(pf_worker_run(g->cfg, slot, fds, n, ipc_fd, &p->board->entries[board]));
+    _exit(pf_worker_run(g->cfg, slot, fds, n, ipc_fd, &p->board->entries[board],
+                        p->board->cluster));
 }
 
 static int spawn(struct primary *p, uint32_t slot, bool retire_old)
@@ -309,7 +317,7 @@ static void collect_old_gens(struct primary *p)
             k++;
             continue;
         }
-        pf_log_info("generation %u has drained; releasing its sockets", g->id);
+        pf_log_info("generation %u has drained", g->id);
         free_gen(g);
         memmove(&p->gens[k], &p->gens[k + 1], (p->ngens - k - 1) * sizeof(p->gens[0]));
         p->ngens--;
@@ -409,6 +417,10 @@ static void promote(struct primary *p, int64_t now)
             drained++;
         }
     }
+    /* Sockets that only older generations use close now, while their draining workers
+     * empty the accept queues; shared ones live on in the current generation's dups. */
+    for (size_t k = 1; k < p->ngens; k++)
+        pf_listeners_close(&p->gens[k]->ls);
     if (p->reloading) {
         p->reloading = false;
         notify_status(p);

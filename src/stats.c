@@ -10,7 +10,7 @@ int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nentries)
     struct pf_scoreboard *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    size_t size = sizeof(struct pf_board_entry) * nentries;
+    size_t size = sizeof(struct pf_board_cluster) + sizeof(struct pf_board_entry) * nentries;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
         int e = errno;
@@ -18,7 +18,9 @@ int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nentries)
         return -e;
     }
     b->nentries = nentries;
-    b->entries = mem; /* anonymous mappings start zeroed: every entry FREE */
+    b->cluster = mem;
+    /* Anonymous mappings start zeroed: every entry FREE. */
+    b->entries = (struct pf_board_entry *)((char *)mem + sizeof(struct pf_board_cluster));
     *out = b;
     return 0;
 }
@@ -27,7 +29,8 @@ void pf_scoreboard_free(struct pf_scoreboard **board)
 {
     if (!board || !*board)
         return;
-    munmap((*board)->entries, sizeof(struct pf_board_entry) * (*board)->nentries);
+    munmap((*board)->cluster,
+           sizeof(struct pf_board_cluster) + sizeof(struct pf_board_entry) * (*board)->nentries);
     free(*board);
     *board = NULL;
 }

@@ -331,7 +331,8 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
-                  int ipc_fd, struct pf_board_entry *board)
+                  int ipc_fd, struct pf_board_entry *board,
+                  const struct pf_board_cluster *cluster)
 {
     char role[32];
     snprintf(role, sizeof(role), "worker %u", slot);
@@ -354,6 +355,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_
     w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);
+    w.ctx.cluster = cluster;
     w.env.ctx = &w.ctx;
     w.env.cfg = cfg;
     refresh_clock(&w);

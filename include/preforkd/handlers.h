@@ -8,6 +8,7 @@
 #include "preforkd/http.h"
 #include "preforkd/response.h"
 #include "preforkd/router.h"
+#include "preforkd/stats.h"
 
 struct pf_memory {
     uint64_t rss;
@@ -26,6 +27,8 @@ struct pf_handler_ctx {
     struct pf_response_cache responses;
     int64_t memory_sampled_ms;
     struct pf_memory memory;
+    /* The cluster's state from the scoreboard (NULL outside a daemon). */
+    const struct pf_board_cluster *cluster;
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);
 };

@@ -24,8 +24,19 @@ struct pf_board_entry {
     _Atomic uint64_t connections;
 } __attribute__((aligned(64)));
 
+/* Written by the primary, read by any worker (for /health). */
+struct pf_board_cluster {
+    _Atomic uint32_t configured;
+    _Atomic uint32_t serving;
+    _Atomic uint32_t degraded; /* a slot without a serving worker (crash backoff, hung) */
+    _Atomic uint32_t generation;
+    _Atomic uint64_t restarts;
+    _Atomic uint64_t reloads;
+} __attribute__((aligned(64)));
+
 struct pf_scoreboard {
     uint32_t nentries;
+    struct pf_board_cluster *cluster;
     struct pf_board_entry *entries;
 };
 

@@ -19,6 +19,7 @@
  * status. listen_fds are this slot's listening sockets; ipc_fd is the worker's end of
  * the socketpair whose EOF means the primary is gone. */
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
-                  int ipc_fd, struct pf_board_entry *board);
+                  int ipc_fd, struct pf_board_entry *board,
+                  const struct pf_board_cluster *cluster);
 
 #endif

@@ -73,6 +73,8 @@ static void test_routes_exact_bodies(void **state)
     assert_true(is_worker(pid));
     assert_true(uptime >= 0 && uptime < 600);
     assert_true(rss > 100000 && rss < 64ULL * 1024 * 1024);
+    assert_non_null(
+        strstr(buf, ",\"cluster\":{\"serving\":2,\"configured\":2,\"degraded\":false}}"));
 }
 
 static void test_head_404_405(void **state)
