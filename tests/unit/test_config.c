@@ -104,6 +104,30 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.heavy_iterations, 100);
 }
 
+static void test_supervision_keys(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    const char *text = "timeouts:\n  worker: 5s\n"
+                       "recycle:\n  max_memory: 256MB\n  max_requests: 1000\n"
+                       "  max_requests_jitter: 50\n"
+                       "affinity: auto\nuser: www-data\ngroup: www-data\n"
+                       "pid_file: /run/preforkd.pid\nlog_file: /var/log/preforkd.log\n";
+    int rc = load(&cfg, text, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg.worker_timeout_ms, 5000);
+    assert_int_equal(cfg.max_memory, 256ULL << 20);
+    assert_int_equal(cfg.max_requests, 1000);
+    assert_int_equal(cfg.max_requests_jitter, 50);
+    assert_true(cfg.affinity_auto);
+    assert_string_equal(cfg.user, "www-data");
+    assert_string_equal(cfg.group, "www-data");
+    assert_string_equal(cfg.pid_file, "/run/preforkd.pid");
+    assert_string_equal(cfg.log_file, "/var/log/preforkd.log");
+}
+
 static void test_listen_scalar_and_empty_file(void **state)
 {
     (void)state;
@@ -165,6 +189,15 @@ static void test_errors_have_file_line_column(void **state)
     expect_error("listen: []\n", "t.yaml:1:9: 'listen' needs at least one address");
     expect_error("workers: 2\nworkers: 3\n", "t.yaml:2:1: duplicate key 'workers'");
     expect_error("- a\n- b\n", "t.yaml:1:1: the configuration must be a mapping of keys");
+    expect_error("affinity: all\n", "t.yaml:1:11: 'affinity' must be none or auto, not 'all'");
+    expect_error("timeouts:\n  worker: 1s\n",
+                 "t.yaml:2:11: 'timeouts.worker' must be between 2000 and 3600000 ms, not '1s'");
+    expect_error("recycle:\n  max_memory: lots\n",
+                 "t.yaml:2:15: 'recycle.max_memory' must be a size like 512, 8k or 1MiB, not 'lots'");
+    expect_error("user: [a]\n", "t.yaml:1:7: 'user' must be a single value");
+    char longname[400];
+    snprintf(longname, sizeof(longname), "pid_file: /%0300d\n", 0);
+    expect_error(longname, "t.yaml:1:11: 'pid_file' is longer than 255 bytes");
     expect_error("routes:\n  sum_iterations: 1e9\n",
                  "t.yaml:2:19: 'routes.sum_iterations' must be a non-negative integer, not '1e9'");
 }
@@ -244,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_config_is_valid_and_matches_defaults),
         cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_supervision_keys),
         cmocka_unit_test(test_listen_scalar_and_empty_file),
         cmocka_unit_test(test_workers_modes),
         cmocka_unit_test(test_errors_have_file_line_column),
