@@ -43,7 +43,13 @@ struct slot {
     int64_t respawn_at_ms;
     uint32_t backoff_ms;
     uint32_t restarts;
+    int64_t unserved_since_ms; /* 0 while a worker serves the slot */
+    bool covered;              /* other workers accept on its sockets meanwhile */
 };
+
+/* A slot without a serving worker for this long gets covered (reuseport): a normal
+ * respawn takes a few milliseconds and is not worth the churn. */
+#define PF_COVER_AFTER_MS 100
 
 /* The sockets and settings of one generation; old ones live until their last worker
  * has drained. */
@@ -209,17 +215,13 @@ static void child_main(struct primary *p, struct gen *g, uint32_t slot, int ipc_
         if (p->procs[i].pid && p->procs[i].ipc_fd >= 0)
             close(p->procs[i].ipc_fd);
     close(p->sigfd);
-    int fds[PF_MAX_LISTEN];
-    size_t n = pf_listeners_for_slot(&g->ls, slot, fds);
+    /* Its own generation's sockets stay: its slot's, and the others' for covering. */
     for (size_t k = 0; k < p->ngens; k++) {
+        if (p->gens[k] == g)
+            continue;
         struct pf_listeners *ls = &p->gens[k]->ls;
-        for (size_t i = 0; i < ls->nfds; i++) {
-            bool mine = false;
-            for (size_t j = 0; j < n; j++)
-                mine |= ls->fds[i] == fds[j];
-            if (!mine)
-                close(ls->fds[i]);
-        }
+        for (size_t i = 0; i < ls->nfds; i++)
+            close(ls->fds[i]);
     }
     /* Ctrl-C reaches the whole process group; stopping is the primary's decision. */
     signal(SIGINT, SIG_IGN);
@@ -237,8 +239,8 @@ static void child_main(struct primary *p, struct gen *g, uint32_t slot, int ipc_
     sigprocmask(SIG_SETMASK, &keep, NULL); /* the worker reads these from a signalfd */
     if (getppid() != p->pid)
         _exit(1);
-    _exit(pf_worker_run(g->cfg, slot, fds, n, ipc_fd, &p->board->entries[board],
-                        p->board->cluster));
+    _exit(
+        pf_worker_run(g->cfg, slot, &g->ls, ipc_fd, &p->board->entries[board], p->board->cluster));
 }
 
 static int spawn(struct primary *p, uint32_t slot, bool retire_old)
@@ -437,6 +439,53 @@ static void promote(struct primary *p, int64_t now)
     }
 }
 
+static void send_ipc(struct proc *w, uint8_t type, uint32_t slot)
+{
+    struct pf_ipc_msg m = {.type = type, .slot = slot};
+    if (w->ipc_fd >= 0)
+        send(w->ipc_fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static bool slot_served(struct primary *p, uint32_t slot)
+{
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (w->pid && w->gen == cur(p)->id && w->slot == slot && w->state == P_SERVING &&
+            !w->abort_ms)
+            return true;
+    }
+    return false;
+}
+
+/* reuseport gives each slot its own accept queue; while a slot has no serving worker
+ * (crash-loop backoff, a hung worker about to be killed) the serving workers of the
+ * other slots accept from its queue too, so no connection waits for the slot. */
+static void update_covers(struct primary *p, int64_t now)
+{
+    if (cur(p)->ls.balance != PF_BALANCE_REUSEPORT || p->reloading || p->stopping)
+        return;
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        struct slot *sl = &p->slots[s];
+        bool served = slot_served(p, s);
+        if (served)
+            sl->unserved_since_ms = 0;
+        else if (!sl->unserved_since_ms)
+            sl->unserved_since_ms = now;
+        bool need = !served && now - sl->unserved_since_ms >= PF_COVER_AFTER_MS;
+        if (need == sl->covered)
+            continue;
+        sl->covered = need;
+        pf_log_info("slot %u %s", s,
+                    need ? "has no serving worker: the other workers cover its sockets"
+                         : "is served again: covering ends");
+        for (size_t i = 0; i < p->nprocs; i++) {
+            struct proc *w = &p->procs[i];
+            if (w->pid && w->gen == cur(p)->id && w->slot != s && w->state == P_SERVING)
+                send_ipc(w, need ? PF_IPC_COVER : PF_IPC_UNCOVER, s);
+        }
+    }
+}
+
 static void set_worker_count(struct primary *p, uint32_t n)
 {
     char err[256];
@@ -572,13 +621,18 @@ static void read_signals(struct primary *p)
     }
 }
 
-static void read_ipc(struct proc *w)
+static void read_ipc(struct primary *p, struct proc *w)
 {
     char msg[16];
     ssize_t n = recv(w->ipc_fd, msg, sizeof(msg), MSG_DONTWAIT);
     if (n > 0 && msg[0] == PF_IPC_READY) {
-        if (w->state == P_STARTING)
+        if (w->state == P_STARTING) {
             w->state = P_SERVING;
+            /* A worker that joins while slots are covered covers them too. */
+            for (uint32_t s = 0; s < p->nslots && w->gen == cur(p)->id; s++)
+                if (p->slots[s].covered && s != w->slot)
+                    send_ipc(w, PF_IPC_COVER, s);
+        }
     } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         /* The worker is gone; SIGCHLD tells how. Stop polling its end. */
         close(w->ipc_fd);
@@ -716,6 +770,11 @@ static int supervise(struct primary *p)
                     timeout = sl->respawn_at_ms - now;
             }
             promote(p, now);
+            update_covers(p, now);
+            for (uint32_t s = 0; s < p->nslots; s++)
+                if (!p->slots[s].covered && p->slots[s].unserved_since_ms &&
+                    p->slots[s].unserved_since_ms + PF_COVER_AFTER_MS - now < timeout)
+                    timeout = p->slots[s].unserved_since_ms + PF_COVER_AFTER_MS - now;
         } else {
             if (!count_procs(p, 0, true))
                 break;
@@ -760,7 +819,7 @@ static int supervise(struct primary *p)
          * table entry the pointer refers to. */
         for (nfds_t k = 1; k < n && r > 0; k++)
             if (pfds[k].revents && which[k]->pid && which[k]->ipc_fd == pfds[k].fd)
-                read_ipc(which[k]);
+                read_ipc(p, which[k]);
         if (r > 0 && pfds[0].revents)
             read_signals(p);
     }

@@ -52,6 +52,10 @@ struct worker {
     struct pf_conn_env env;
     struct pf_board_entry *board;
     bool reopen_log;
+    /* Other slots' sockets (reuseport), watched only while covering for that slot. */
+    const struct pf_listeners *ls;
+    struct ev_source *cover_src; /* [slot * naddrs + addr] */
+    bool *covering;
 };
 
 static struct pf_conn *conn_get(struct worker *w)
@@ -169,6 +173,25 @@ static void accept_ready(struct worker *w, int lfd)
     }
 }
 
+static void set_cover(struct worker *w, uint32_t slot, bool on)
+{
+    const struct pf_listeners *ls = w->ls;
+    if (!w->cover_src || slot >= ls->nslots || slot == w->slot || w->covering[slot] == on ||
+        w->env.draining)
+        return;
+    for (size_t i = 0; i < ls->naddrs; i++) {
+        struct ev_source *src = &w->cover_src[slot * ls->naddrs + i];
+        if (on) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = src};
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, src->fd, &ev);
+        } else {
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+        }
+    }
+    w->covering[slot] = on;
+    pf_log_info("%s for slot %u", on ? "covering" : "no longer covering", slot);
+}
+
 static void start_drain(struct worker *w)
 {
     if (w->env.draining)
@@ -187,6 +210,14 @@ static void start_drain(struct worker *w)
     for (size_t i = 0; i < w->nlisten; i++)
         close(w->listeners[i].fd);
     w->nlisten = 0;
+    if (w->cover_src) {
+        for (uint32_t s = 0; s < w->ls->nslots; s++)
+            set_cover(w, s, false);
+        for (size_t k = 0; k < w->ls->nfds; k++)
+            if (w->ls->fds[k] >= 0 && (k / w->ls->naddrs) != w->slot)
+                close(w->ls->fds[k]);
+        w->cover_src = NULL;
+    }
 }
 
 static void handle_signal(struct worker *w)
@@ -207,11 +238,19 @@ static void handle_signal(struct worker *w)
 
 static void handle_ipc(struct worker *w)
 {
-    char msg[16];
-    ssize_t n = recv(w->ipc.fd, msg, sizeof(msg), MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        pf_log_warn("primary went away; exiting");
-        w->stop = true;
+    for (;;) {
+        struct pf_ipc_msg msg;
+        ssize_t n = recv(w->ipc.fd, &msg, sizeof(msg), MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof(msg)) {
+            if (msg.type == PF_IPC_COVER || msg.type == PF_IPC_UNCOVER)
+                set_cover(w, msg.slot, msg.type == PF_IPC_COVER);
+            continue;
+        }
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            pf_log_warn("primary went away; exiting");
+            w->stop = true;
+        }
+        return;
     }
 }
 
@@ -330,10 +369,11 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
     return 0;
 }
 
-int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
-                  int ipc_fd, struct pf_board_entry *board,
-                  const struct pf_board_cluster *cluster)
+int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
+                  int ipc_fd, struct pf_board_entry *board, const struct pf_board_cluster *cluster)
 {
+    int listen_fds[PF_MAX_LISTEN];
+    size_t nlisten = pf_listeners_for_slot(ls, slot, listen_fds);
     char role[32];
     snprintf(role, sizeof(role), "worker %u", slot);
     pf_log_set_role(role);
@@ -361,6 +401,17 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_
     refresh_clock(&w);
     w.last_tick_ms = w.ctx.now_ms;
 
+    w.ls = ls;
+    if (ls->balance == PF_BALANCE_REUSEPORT && ls->nslots > 1) {
+        w.cover_src = calloc(ls->nfds, sizeof(*w.cover_src));
+        w.covering = calloc(ls->nslots, sizeof(*w.covering));
+        if (!w.cover_src || !w.covering) {
+            free(w.cover_src);
+            w.cover_src = NULL;
+        }
+        for (size_t k = 0; w.cover_src && k < ls->nfds; k++)
+            w.cover_src[k] = (struct ev_source){.kind = EV_LISTEN, .fd = ls->fds[k]};
+    }
     int rc = setup(&w, listen_fds, nlisten, ipc_fd);
     if (rc < 0) {
         pf_log_error("worker setup failed: %s", strerror(-rc));

@@ -7,8 +7,19 @@
 #include "preforkd/config.h"
 #include "preforkd/stats.h"
 
-/* Messages on the worker <-> primary IPC socket (SOCK_SEQPACKET, one byte each). */
-#define PF_IPC_READY 'R' /* worker -> primary: accepting connections */
+#include "preforkd/listener.h"
+
+/* Messages on the worker <-> primary IPC socket (SOCK_SEQPACKET, one per datagram). */
+enum {
+    PF_IPC_READY = 'R',   /* worker -> primary: accepting connections */
+    PF_IPC_COVER = 'C',   /* primary -> worker: also accept on this slot's sockets */
+    PF_IPC_UNCOVER = 'U', /* primary -> worker: that slot has a worker again */
+};
+
+struct pf_ipc_msg {
+    uint8_t type;
+    uint32_t slot;
+};
 
 /* While draining, a keep-alive connection idle this long is closed; one that sends a
  * request first gets its answer with "Connection: close". Closing idle connections at
@@ -16,10 +27,11 @@
 #define PF_DRAIN_IDLE_MS 1000
 
 /* Runs a worker until it is told to stop or its primary goes away; returns the exit
- * status. listen_fds are this slot's listening sockets; ipc_fd is the worker's end of
- * the socketpair whose EOF means the primary is gone. */
-int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const int *listen_fds, size_t nlisten,
-                  int ipc_fd, struct pf_board_entry *board,
-                  const struct pf_board_cluster *cluster);
+ * status. ls is its generation's socket set: it accepts on its slot's sockets, and on
+ * another slot's while the primary asks it to cover for that slot (reuseport, slot
+ * without a serving worker). ipc_fd is the worker's end of the socketpair whose EOF
+ * means the primary is gone. */
+int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
+                  int ipc_fd, struct pf_board_entry *board, const struct pf_board_cluster *cluster);
 
 #endif
