@@ -13,10 +13,23 @@ static int fail(struct pf_http *h, uint16_t status)
     return -1;
 }
 
+/* RFC 9110 tchar: what a field name may consist of. No space, tab, ':' or control. */
+static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr(tchar_extra, c));
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     struct pf_http *h = self(p);
     h->in_message = true;
+    h->in_body = false;
+    h->host_count = 0;
+    h->te_count = 0;
+    h->name_len = 0;
     h->target_len = 0;
     h->header_bytes = 0;
     h->header_count = 0;
@@ -68,17 +81,54 @@ static void extract_path(struct pf_http *h)
     h->req.path_len = (uint16_t)n;
 }
 
+/* A well-formed version other than 1.x ("HTTP/2.0", "HTTP/3.0") is 505, decided from the
+ * version text because llhttp rejects some of them itself; malformed ones are 400. */
+static int on_version(llhttp_t *p, const char *at, size_t len)
+{
+    if (len == 3 && at[0] >= '0' && at[0] <= '9' && at[0] != '1' && at[1] == '.' && at[2] >= '0' &&
+        at[2] <= '9')
+        return fail(self(p), 505);
+    return 0;
+}
+
+static int on_version_complete(llhttp_t *p)
+{
+    return p->http_major != 1 ? fail(self(p), 505) : 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    (void)at;
     struct pf_http *h = self(p);
     h->header_bytes += (uint32_t)len;
-    return h->header_bytes > h->limits->header_block ? fail(h, 431) : 0;
+    if (h->header_bytes > h->limits->header_block)
+        return fail(h, 431);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        /* "Host : x" would be read as "Host" by some servers and not by others. */
+        if (!is_tchar(c))
+            return fail(h, 400);
+        if (h->name_len < sizeof(h->name))
+            h->name[h->name_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return 0;
+}
+
+static bool name_is(const struct pf_http *h, const char *lower)
+{
+    size_t n = strlen(lower);
+    return h->name_len == n && memcmp(h->name, lower, n) == 0;
 }
 
 static int on_header_field_complete(llhttp_t *p)
 {
     struct pf_http *h = self(p);
+    if (h->name_len == 0)
+        return fail(h, 400); /* ": value" */
+    if (name_is(h, "host"))
+        h->host_count++;
+    else if (name_is(h, "transfer-encoding"))
+        h->te_count++;
+    h->name_len = 0;
     /* ": " and CRLF count too, as they do for every server's header buffer. */
     h->header_bytes += 4;
     if (++h->header_count > h->limits->headers || h->header_bytes > h->limits->header_block)
@@ -99,6 +149,13 @@ static int on_headers_complete(llhttp_t *p)
     struct pf_http *h = self(p);
     if (p->http_major != 1)
         return fail(h, 505);
+    /* HTTP/1.1 needs exactly one Host (RFC 9112 3.2); two could route two ways. */
+    if ((p->http_minor >= 1 && h->host_count == 0) || h->host_count > 1)
+        return fail(h, 400);
+    /* Transfer-Encoding split over several fields hides what the final coding is. */
+    if (h->te_count > 1)
+        return fail(h, 400);
+    h->in_body = true;
     if (p->content_length > h->limits->body && (p->flags & F_CONTENT_LENGTH))
         return fail(h, 413);
     extract_path(h);
@@ -116,6 +173,13 @@ static int on_headers_complete(llhttp_t *p)
     return 0;
 }
 
+/* Transfer-Encoding in an HTTP/1.0 request: faulty framing (RFC 9112 6.1); the request
+ * is answered, then the connection closes. */
+static bool faulty_10_framing(const llhttp_t *p)
+{
+    return p->http_minor == 0 && (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     (void)at;
@@ -129,13 +193,18 @@ static int on_message_complete(llhttp_t *p)
     struct pf_http *h = self(p);
     h->in_message = false;
     /* After an upgrade or CONNECT the bytes that follow are not HTTP: answer, then close. */
-    h->req.keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    h->req.keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !faulty_10_framing(p);
+    h->in_body = false;
     return HPE_PAUSED;
 }
+
+static void scan_reset(struct pf_http *h);
 
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_version = on_version,
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -150,16 +219,60 @@ void pf_http_init(struct pf_http *h, const struct pf_limits *limits)
     h->limits = limits;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     h->parser.data = h;
+    scan_reset(h);
 }
 
 static uint16_t status_for(llhttp_errno_t e)
 {
-    switch (e) {
-    case HPE_INVALID_VERSION:
-        return 505;
-    default:
-        return 400;
+    (void)e; /* every framing error is the client's: 400 */
+    return 400;
+}
+
+static enum pf_http_result parse(struct pf_http *h, const char *data, size_t len, size_t *used);
+
+/* Checks the line structure of a request head: every line ends in CRLF (no bare LF,
+ * no bare CR) and no header line starts with a space or tab (obs-fold). Stops at the
+ * empty line that ends the head; the body is llhttp's (strict mode checks chunk
+ * framing). Returns false on a violation. */
+static bool scan_head(struct pf_http *h, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !h->scan_body; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (h->scan_prev == '\r' && c != '\n')
+            return false;
+        if (c == '\n') {
+            if (h->scan_prev != '\r')
+                return false;
+            /* request-line = method SP request-target SP HTTP-version */
+            if (h->scan_lines == 0 && h->scan_line_len > 0 && h->scan_spaces != 2)
+                return false;
+            if (h->scan_line_len == 0 && h->scan_lines > 0)
+                h->scan_body = true;
+            else if (h->scan_line_len > 0)
+                h->scan_lines++;
+            h->scan_line_len = 0;
+            h->scan_line_start = true;
+        } else if (c != '\r') {
+            if (h->scan_line_start && h->scan_lines > 0 && (c == ' ' || c == '\t'))
+                return false;
+            if (h->scan_lines == 0 && c == ' ' && (h->scan_prev == ' ' || ++h->scan_spaces > 2))
+                return false;
+            h->scan_line_start = false;
+            h->scan_line_len++;
+        }
+        h->scan_prev = c;
     }
+    return true;
+}
+
+static void scan_reset(struct pf_http *h)
+{
+    h->scan_body = false;
+    h->scan_line_start = true;
+    h->scan_prev = 0;
+    h->scan_lines = 0;
+    h->scan_line_len = 0;
+    h->scan_spaces = 0;
 }
 
 enum pf_http_result pf_http_feed(struct pf_http *h, const char *data, size_t len, size_t *used)
@@ -168,6 +281,18 @@ enum pf_http_result pf_http_feed(struct pf_http *h, const char *data, size_t len
         *used = 0;
         return PF_HTTP_ERROR;
     }
+    enum pf_http_result r = parse(h, data, len, used);
+    if (r != PF_HTTP_ERROR && !scan_head(h, data, *used)) {
+        h->error_status = 400;
+        return PF_HTTP_ERROR;
+    }
+    if (r == PF_HTTP_REQUEST)
+        scan_reset(h);
+    return r;
+}
+
+static enum pf_http_result parse(struct pf_http *h, const char *data, size_t len, size_t *used)
+{
     llhttp_errno_t e = llhttp_execute(&h->parser, data, len);
     switch (e) {
     case HPE_OK:

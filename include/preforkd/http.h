@@ -38,9 +38,23 @@ struct pf_http {
     uint64_t body_bytes;
     uint16_t error_status;
     bool in_message;
+    bool in_body; /* the head is complete; the body (if any) is being read */
     struct pf_request req;
     uint16_t raw_len;
     char raw[PF_HTTP_PATH_MAX];
+    /* Framing rules llhttp leaves to us (RFC 9112: one request, one meaning). */
+    uint8_t host_count;
+    uint8_t te_count;
+    uint8_t name_len;
+    char name[20]; /* lower-cased start of the header field being read */
+    /* The head scanner's state: it rejects bare LF, bare CR and obs-fold, which llhttp
+     * 8 tolerates in places. */
+    bool scan_body;
+    bool scan_line_start;
+    uint8_t scan_prev;
+    uint32_t scan_lines;
+    uint32_t scan_line_len;
+    uint8_t scan_spaces; /* in the request line: exactly two, single ones */
 };
 
 void pf_http_init(struct pf_http *h, const struct pf_limits *limits);

@@ -64,7 +64,7 @@ static void test_simple_requests(void **state)
     expect("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / ka 1.1\n");
     expect("HEAD /health HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD /health ka 1.1\n");
     expect("POST /heavy HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "OTHER /heavy ka 1.1\n");
-    expect("GET /health?verbose=1&x=/y HTTP/1.1\r\n\r\n", "GET /health ka 1.1\n");
+    expect("GET /health?verbose=1&x=/y HTTP/1.1\r\nHost: a\r\n\r\n", "GET /health ka 1.1\n");
     expect("GET http://example.com/heavy?q HTTP/1.1\r\nHost: x\r\n\r\n", "GET /heavy ka 1.1\n");
     expect("GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n", "GET / ka 1.1\n");
 }
@@ -72,10 +72,10 @@ static void test_simple_requests(void **state)
 static void test_connection_semantics(void **state)
 {
     (void)state;
-    expect("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", "GET / close 1.1\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "GET / close 1.1\n");
     expect("GET / HTTP/1.0\r\n\r\n", "GET / close 1.0\n");
     expect("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET / ka 1.0\n");
-    expect("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    expect("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
            "GET / close 1.1\n");
 }
 
@@ -149,12 +149,13 @@ static void test_malformed(void **state)
 {
     (void)state;
     expect("GARBAGE\r\n\r\n", "ERR 400\n");
-    expect("GET / HTTP/1.1\r\nBad Header\r\n\r\n", "ERR 400\n");
-    expect("GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "ERR 400\n");
-    expect("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ERR 400\n");
     expect("GET / HTTP/1.1\r\nHost: a\r\n\r\n\x01\x02\x03", "GET / ka 1.1\nERR 400\n");
     expect("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "ERR 400\n"); /* a TLS hello */
-    expect("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "ERR 400\n");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+           "ERR 400\n");
 }
 
 static void test_versions(void **state)
@@ -169,40 +170,43 @@ static void test_limits(void **state)
 {
     (void)state;
     struct pf_limits lim = {
-        .request_line = 64, .header_block = 256, .headers = 3, .body = 10, .connections = 1};
+        .request_line = 64, .header_block = 256, .headers = 4, .body = 10, .connections = 1};
     char got[512], req[2048];
 
-    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 63, 0);
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 63, 0);
     run(req, strlen(req), 0, &lim, got, sizeof(got));
     /* A 64-byte target is exactly at the limit: accepted. */
     assert_int_equal(strlen(got), strlen("GET ") + 64 + strlen(" ka 1.1\n"));
     assert_true(strncmp(got, "GET /000", 8) == 0);
-    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 64, 0);
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 64, 0);
     run(req, strlen(req), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 414\n");
     /* Same limit when the target arrives a byte at a time. */
     run(req, strlen(req), 1, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 414\n");
 
-    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
     run(req, strlen(req), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "GET / ka 1.1\n");
-    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
     run(req, strlen(req), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 431\n");
 
-    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nX: %0*d\r\n\r\n", 300, 0);
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n", 300, 0);
     run(req, strlen(req), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 431\n");
     run(req, strlen(req), 7, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 431\n");
 
-    run("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", 48, 0, &lim, got, sizeof(got));
+    const char *cl10 = "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789";
+    run(cl10, strlen(cl10), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "GET / ka 1.1\n");
-    run("GET / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 39, 0, &lim, got, sizeof(got));
+    const char *cl11 = "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n";
+    run(cl11, strlen(cl11), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 413\n");
-    const char *chunked = "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
-                          "6\r\nabcdef\r\n0\r\n\r\n";
+    const char *chunked =
+        "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
+        "6\r\nabcdef\r\n0\r\n\r\n";
     run(chunked, strlen(chunked), 0, &lim, got, sizeof(got));
     assert_string_equal(got, "ERR 413\n");
 }
@@ -211,12 +215,45 @@ static void test_long_query_still_routes(void **state)
 {
     (void)state;
     char req[1024], got[256];
-    snprintf(req, sizeof(req), "GET /health?%0*d HTTP/1.1\r\n\r\n", 500, 0);
+    snprintf(req, sizeof(req), "GET /health?%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 500, 0);
     run(req, strlen(req), 0, NULL, got, sizeof(got));
     assert_string_equal(got, "GET /health ka 1.1\n");
-    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\n\r\n", 100, 0);
+    snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 100, 0);
     run(req, strlen(req), 0, NULL, got, sizeof(got));
     assert_non_null(strstr(got, "...")); /* marked truncated: routes nowhere */
+}
+
+static void test_framing_rules_hold_at_every_split(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *want;
+    } t[] = {
+        {"GET / HTTP/1.1\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", "ERR 400\n"},
+        {"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         "ERR 400\n"},
+        {"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "GET / close 1.0\n"},
+        /* A body may hold bare LFs and leading spaces: only the head is checked. */
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n a\nb\rc"
+         "GET /health HTTP/1.1\r\nHost: a\r\n\r\n",
+         "GET / ka 1.1\nGET /health ka 1.1\n"},
+    };
+    char got[512];
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        size_t len = strlen(t[i].in);
+        for (size_t step = 1; step <= len; step++) {
+            run(t[i].in, len, step, NULL, got, sizeof(got));
+            if (strcmp(got, t[i].want) != 0)
+                fail_msg("case %zu, step %zu: want %s got %s", i, step, t[i].want, got);
+        }
+    }
 }
 
 static void test_error_is_sticky(void **state)
@@ -226,7 +263,8 @@ static void test_error_is_sticky(void **state)
     size_t used;
     pf_http_init(&h, &limits);
     assert_int_equal(pf_http_feed(&h, "BAD\r\n\r\n", 7, &used), PF_HTTP_ERROR);
-    assert_int_equal(pf_http_feed(&h, "GET / HTTP/1.1\r\n\r\n", 18, &used), PF_HTTP_ERROR);
+    assert_int_equal(pf_http_feed(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 18, &used),
+                     PF_HTTP_ERROR);
     assert_int_equal(used, 0);
 }
 
@@ -243,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_long_query_still_routes),
+        cmocka_unit_test(test_framing_rules_hold_at_every_split),
         cmocka_unit_test(test_error_is_sticky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
