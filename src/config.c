@@ -24,6 +24,8 @@ void pf_config_defaults(struct pf_config *cfg)
     cfg->keepalive_timeout_ms = 5000;
     cfg->header_timeout_ms = 10000;
     cfg->send_timeout_ms = 10000;
+    cfg->body_timeout_ms = 10000;
+    cfg->body_min_rate = 1024;
     cfg->shutdown_timeout_ms = 30000;
     cfg->min_uptime_ms = 1000;
     cfg->worker_timeout_ms = 30000;
@@ -235,6 +237,8 @@ static const struct key timeout_keys[] = {
     {"keepalive", T_DURATION, OFF(keepalive_timeout_ms), 1, 3600000, NULL},
     {"header", T_DURATION, OFF(header_timeout_ms), 1, 3600000, NULL},
     {"send", T_DURATION, OFF(send_timeout_ms), 1, 3600000, NULL},
+    {"body", T_DURATION, OFF(body_timeout_ms), 1, 3600000, NULL},
+    {"body_min_rate", T_SIZE, OFF(body_min_rate), 1, UINT64_C(1) << 40, NULL},
     {"shutdown", T_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, NULL},
     {"min_uptime", T_DURATION, OFF(min_uptime_ms), 0, 3600000, NULL},
     {"worker", T_DURATION, OFF(worker_timeout_ms), 2000, 3600000, NULL},

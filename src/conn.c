@@ -17,6 +17,7 @@ void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_
     c->linger = false;
     c->last_ms = now_ms;
     c->request_ms = now_ms;
+    c->body_ms = 0;
     c->rpos = c->rlen = 0;
     c->wpos = c->wlen = 0;
     pf_http_init(&c->http, &cfg->limits);
@@ -72,8 +73,11 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
         size_t used;
         enum pf_http_result r = pf_http_feed(&c->http, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
         c->rpos += (uint32_t)used;
-        if (r == PF_HTTP_NEED_MORE)
+        if (r == PF_HTTP_NEED_MORE) {
+            if (c->http.in_body && !c->body_ms)
+                c->body_ms = env->ctx->now_ms;
             return;
+        }
         if (r == PF_HTTP_ERROR) {
             pf_log_debug("fd %d: bad request, answering %u", c->fd, c->http.error_status);
             answer_error(c, env, c->http.error_status);
@@ -95,6 +99,7 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
         }
         /* The next request, if any, starts now. */
         c->request_ms = env->ctx->now_ms;
+        c->body_ms = 0;
     }
 }
 
@@ -195,7 +200,14 @@ enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
         /* The client stopped reading our answers. */
         return now - c->last_ms >= cfg->send_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;
     if (!pf_http_idle(&c->http) || c->rpos < c->rlen) {
-        if (now - c->request_ms < cfg->header_timeout_ms)
+        /* The head must arrive within timeouts.header. A body gets timeouts.body plus a
+         * second per body_min_rate bytes received: a slow-but-steady upload passes, a
+         * trickle (slow POST attack) does not. */
+        int64_t deadline = c->request_ms + cfg->header_timeout_ms;
+        if (c->body_ms)
+            deadline = c->body_ms + cfg->body_timeout_ms +
+                       (int64_t)(c->http.body_bytes * 1000 / cfg->body_min_rate);
+        if (now < deadline)
             return PF_CONN_KEEP;
         answer_error(c, env, 408);
         /* Best effort: the answer goes out now or not at all. */

@@ -48,6 +48,8 @@ struct worker {
     uint32_t nconns;
     struct pf_conn *live; /* every open connection, for the once-a-second tick */
     struct pf_conn *free_list;
+    struct pf_conn **batches; /* every pool allocation, freed when the worker ends */
+    size_t nbatches;
     struct pf_handler_ctx ctx;
     struct pf_conn_env env;
     struct pf_board_entry *board;
@@ -63,9 +65,14 @@ static struct pf_conn *conn_get(struct worker *w)
     if (!w->free_list) {
         /* Connections are recycled, never freed: a batch is allocated only when more
          * are open at once than ever before in this worker. */
+        struct pf_conn **list = realloc(w->batches, sizeof(*list) * (w->nbatches + 1));
+        if (!list)
+            return NULL;
+        w->batches = list;
         struct pf_conn *batch = malloc(sizeof(struct pf_conn) * CONN_BATCH);
         if (!batch)
             return NULL;
+        w->batches[w->nbatches++] = batch;
         for (int i = 0; i < CONN_BATCH; i++) {
             batch[i].kind = EV_CONN;
             batch[i].next = w->free_list;
@@ -216,7 +223,10 @@ static void start_drain(struct worker *w)
         for (size_t k = 0; k < w->ls->nfds; k++)
             if (w->ls->fds[k] >= 0 && (k / w->ls->naddrs) != w->slot)
                 close(w->ls->fds[k]);
+        free(w->cover_src);
+        free(w->covering);
         w->cover_src = NULL;
+        w->covering = NULL;
     }
 }
 
@@ -459,5 +469,14 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
             break;
     }
     pf_log_debug("exiting after %llu requests", (unsigned long long)w.env.requests);
+    while (w.live)
+        conn_close(&w, w.live);
+    for (size_t i = 0; i < w.nbatches; i++)
+        free(w.batches[i]);
+    free(w.batches);
+    free(w.cover_src);
+    free(w.covering);
+    close(w.sig.fd);
+    close(w.epfd);
     return 0;
 }

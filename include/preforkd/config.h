@@ -38,6 +38,8 @@ struct pf_config {
     uint32_t keepalive_timeout_ms;
     uint32_t header_timeout_ms;
     uint32_t send_timeout_ms;
+    uint32_t body_timeout_ms;   /* a request body gets this long, ... */
+    uint64_t body_min_rate;     /* ... plus one second per this many bytes received */
     uint32_t shutdown_timeout_ms;
     uint32_t min_uptime_ms;
     uint32_t worker_timeout_ms; /* heartbeat older than this: the worker is hung */

@@ -38,6 +38,7 @@ struct pf_conn {
     bool linger;        /* the client may still be sending: drain before closing */
     int64_t last_ms;    /* last byte received or sent */
     int64_t request_ms; /* first byte of the request being read */
+    int64_t body_ms;    /* head complete, body being read since (0: not yet) */
     struct pf_conn *prev, *next;
     uint32_t rpos, rlen;
     uint32_t wpos, wlen;

@@ -204,10 +204,17 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
             setenv("LISTEN_PID", pid, 1);
             setenv("LISTEN_FDS", "1", 1);
         }
+        /* PF_TEST_VALGRIND=1: the daemon runs under memcheck; workers are forked, so
+         * they are checked too. Any error is marked in the log for daemon_stop. */
+        if (getenv("PF_TEST_VALGRIND"))
+            execlp("valgrind", "valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                   "--error-markers=VALGRIND-ERROR,VALGRIND-ERROR-END", PF_TEST_BINARY, "-c",
+                   d->conf, (char *)NULL);
         execl(PF_TEST_BINARY, PF_TEST_BINARY, "-c", d->conf, (char *)NULL);
         _exit(127);
     }
-    long long deadline = now_ms() + 10000;
+    long long deadline = now_ms() + (getenv("PF_TEST_VALGRIND") ? 60000 : 10000);
     char want[64];
     snprintf(want, sizeof(want), "all %d workers serving", workers);
     if (opts->wait_for)
@@ -258,9 +265,10 @@ void daemon_stop(struct daemon *d)
     }
     /* Under ASan/UBSan a worker's report would otherwise pass unnoticed while its
      * successor keeps serving. */
-    if (daemon_log_contains(d, "Sanitizer") || daemon_log_contains(d, "runtime error:")) {
+    if (daemon_log_contains(d, "Sanitizer") || daemon_log_contains(d, "runtime error:") ||
+        daemon_log_contains(d, "VALGRIND-ERROR")) {
         daemon_dump_log(d);
-        fail_msg("sanitizer report in the daemon's log");
+        fail_msg("sanitizer or valgrind report in the daemon's log");
     }
     for (int i = 0; i < n; i++) {
         if (pid_alive(w[i])) {

@@ -87,6 +87,90 @@ static void test_slow_request_head_gets_408(void **state)
     daemon_stop(&d);
 }
 
+static void test_slow_body_gets_408(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, "timeouts:\n  body: 1s\n  body_min_rate: 1KiB\n", 1);
+    /* A trickle: 10 bytes every 200 ms of a 100 kB body (slow POST). */
+    int fd = tcp_connect(d.port);
+    send_all(fd, "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", 58);
+    long long t0 = now_ms();
+    size_t got = 0;
+    while (got == 0 && now_ms() - t0 < 5000) {
+        if (send(fd, "0123456789", 10, MSG_NOSIGNAL) != 10)
+            break;
+        sleep_ms(200);
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+        if (n > 0)
+            got = (size_t)n;
+    }
+    buf[got] = '\0';
+    assert_int_equal(status_of(buf), 408);
+    assert_true(now_ms() - t0 < 3500);
+    close(fd);
+    /* A steady upload at a normal rate is not cut off: 64 kB at once. */
+    static char body[65536 + 128];
+    int n = snprintf(body, sizeof(body),
+                     "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n");
+    memset(body + n, 'x', 65536);
+    fd = tcp_connect(d.port);
+    send_all(fd, body, (size_t)n + 65536);
+    bool eof;
+    read_responses(fd, 1, buf, sizeof(buf), &eof);
+    assert_int_equal(status_of(buf), 404); /* answered: the body was read in time */
+    close(fd);
+    daemon_stop(&d);
+}
+
+static void test_slowloris_does_not_starve_others(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, "timeouts:\n  header: 1s\n", 2);
+    enum { SLOW = 200 };
+    static int slow[SLOW];
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = tcp_connect(d.port);
+        send_all(slow[i], "GET / HTTP/1.1\r\nHost: t\r\n", 25);
+    }
+    /* While they trickle a header byte each every 100 ms, others are served at once. */
+    long long worst = 0, t_start = now_ms();
+    int served = 0;
+    while (now_ms() - t_start < 2500) {
+        for (int i = 0; i < SLOW; i++)
+            if (slow[i] >= 0 && send(slow[i], "X", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+                close(slow[i]);
+                slow[i] = -1; /* the server let go of it */
+            }
+        long long t0 = now_ms();
+        http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+        long long dt = now_ms() - t0;
+        assert_int_equal(status_of(buf), 200);
+        worst = dt > worst ? dt : worst;
+        served++;
+        sleep_ms(100);
+    }
+    /* Every slow connection got its 408 and was closed within the header timeout and
+     * the tick that follows it. */
+    int answered = 0;
+    for (int i = 0; i < SLOW; i++) {
+        if (slow[i] < 0) {
+            answered++;
+            continue;
+        }
+        bool eof;
+        read_responses(slow[i], 0, buf, sizeof(buf), &eof);
+        answered += eof && status_of(buf) == 408;
+        close(slow[i]);
+    }
+    print_message("%d slow connections: %d closed with 408; %d normal requests, slowest %lld ms\n",
+                  SLOW, answered, served, worst);
+    assert_int_equal(answered, SLOW);
+    assert_true(worst < 500);
+    daemon_stop(&d);
+}
+
 static void test_client_that_does_not_read_is_dropped(void **state)
 {
     (void)state;
@@ -209,6 +293,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_keepalive_is_closed),
         cmocka_unit_test(test_slow_request_head_gets_408),
+        cmocka_unit_test(test_slow_body_gets_408),
+        cmocka_unit_test(test_slowloris_does_not_starve_others),
         cmocka_unit_test(test_client_that_does_not_read_is_dropped),
         cmocka_unit_test(test_connection_cap_answers_503),
         cmocka_unit_test(test_out_of_descriptors_does_not_spin),

@@ -1,0 +1,47 @@
+/* libFuzzer target: bytes straight into the request parsing layer. Every input is also
+ * fed in two pieces (split where its first byte says), since the parser keeps state
+ * across reads. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "preforkd/http.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const struct pf_limits limits = {.request_line = 1024, .header_block = 4096, .headers = 20,
+                                        .body = 65536, .connections = 1};
+
+static void feed(const char *p, size_t n, size_t cut)
+{
+    struct pf_http h;
+    pf_http_init(&h, &limits);
+    size_t ends[2] = {cut < n ? cut : n, n}, off = 0;
+    for (int part = 0; part < 2; part++) {
+        while (off < ends[part]) {
+            size_t used = 0;
+            enum pf_http_result r = pf_http_feed(&h, p + off, ends[part] - off, &used);
+            if (used > ends[part] - off)
+                __builtin_trap(); /* the parser claimed bytes it was not given */
+            off += used;
+            if (r == PF_HTTP_ERROR) {
+                if (h.error_status < 400 || h.error_status > 599)
+                    __builtin_trap();
+                return;
+            }
+            if (r == PF_HTTP_REQUEST && h.req.path_len > PF_HTTP_PATH_MAX)
+                __builtin_trap();
+            if (r == PF_HTTP_NEED_MORE)
+                break;
+        }
+        off = ends[part];
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    feed((const char *)data, size, size);
+    if (size > 1)
+        feed((const char *)data + 1, size - 1, data[0] % size);
+    return 0;
+}
