@@ -328,7 +328,7 @@ static void test_usr1_reopens_log_and_pid_file(void **state)
     sleep_ms(300);
     kill(d.pid, SIGTTIN); /* something new to log */
     assert_true(daemon_wait_log(&d, "worker count 1 -> 2", 1, 3000));
-    assert_true(daemon_log_contains(&d, "worker slot 1 started")); /* in the new file */
+    assert_true(daemon_wait_log(&d, "worker slot 1 started", 1, 3000)); /* in the new file */
     int st = daemon_signal_and_wait(&d, SIGTERM, 5000);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(access(pidfile, F_OK), -1); /* removed on exit */
