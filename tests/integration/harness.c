@@ -304,6 +304,11 @@ void send_all(int fd, const char *data, size_t len)
     }
 }
 
+void send_str(int fd, const char *s)
+{
+    send_all(fd, s, strlen(s));
+}
+
 int count_responses(const char *buf, size_t len)
 {
     int count = 0;

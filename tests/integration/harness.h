@@ -64,6 +64,8 @@ bool pid_alive(pid_t pid);
 
 int tcp_connect(int port);
 void send_all(int fd, const char *data, size_t len);
+/* send_all of a whole C string: no hand-counted lengths. */
+void send_str(int fd, const char *s);
 /* Reads until `count` complete responses (by Content-Length; count 0: until EOF) have
  * arrived, EOF or a 5 s timeout; returns bytes read. *eof tells whether the server
  * closed. */

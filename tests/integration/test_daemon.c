@@ -81,7 +81,7 @@ static void test_head_404_405(void **state)
 {
     (void)state;
     int fd = tcp_connect(d.port);
-    send_all(fd, "HEAD /heavy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 53);
+    send_str(fd, "HEAD /heavy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     bool eof;
     read_responses(fd, 0, buf, sizeof(buf), &eof);
     close(fd);
@@ -119,7 +119,7 @@ static void test_keep_alive_and_pipelining(void **state)
     bool eof;
     /* Sequential requests on one connection. */
     for (int i = 0; i < 5; i++) {
-        send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+        send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
         assert_false(eof);
         assert_int_equal(count_responses(buf, n), 1);
@@ -295,12 +295,12 @@ static void test_error_close_lingers(void **state)
      * that can destroy the response in flight on a real network. Observable here: the
      * client's late bytes get no RST back. */
     int fd = tcp_connect(d.port);
-    send_all(fd, "GARBAGE\r\n\r\n", 11);
+    send_str(fd, "GARBAGE\r\n\r\n");
     bool eof;
     read_responses(fd, 0, buf, sizeof(buf), &eof);
     assert_int_equal(status_of(buf), 400);
     assert_true(eof);
-    send_all(fd, "more bytes from a client that has not noticed yet", 50);
+    send_str(fd, "more bytes from a client that has not noticed yet");
     sleep_ms(100);
     /* Had those bytes drawn a RST, this send would fail with EPIPE or ECONNRESET. */
     ssize_t n = send(fd, "x", 1, MSG_NOSIGNAL);
@@ -314,7 +314,7 @@ static void test_connection_close_and_http10(void **state)
     (void)state;
     bool eof;
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+    send_str(fd, "GET / HTTP/1.0\r\n\r\n");
     read_responses(fd, 0, buf, sizeof(buf), &eof);
     close(fd);
     assert_true(eof);
@@ -322,7 +322,7 @@ static void test_connection_close_and_http10(void **state)
     assert_non_null(strstr(buf, "Connection: close\r\n"));
 
     fd = tcp_connect(d.port);
-    send_all(fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 42);
+    send_str(fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
     assert_int_equal(count_responses(buf, n), 1);
     assert_false(eof);
@@ -330,7 +330,7 @@ static void test_connection_close_and_http10(void **state)
     close(fd);
 
     fd = tcp_connect(d.port);
-    send_all(fd, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", 62);
+    send_str(fd, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     n = read_responses(fd, 0, buf, sizeof(buf), &eof);
     close(fd);
     assert_true(eof);

@@ -163,7 +163,7 @@ static void test_hung_worker_is_killed_and_replaced(void **state)
                  "routes:\n  heavy_iterations: 100000000000\n",
                  2);
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33); /* hours of work */
+    send_str(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n"); /* hours of work */
     if (!daemon_wait_log(&d, "killed by signal 6", 1, 8000)) {
         daemon_dump_log(&d);
         fail_msg("the hung worker was not killed");
@@ -419,7 +419,7 @@ static void test_watchdog_ping_stops_while_a_worker_hangs(void **state)
                       1, &o);
     assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", 3000));
     int c = tcp_connect(d.port);
-    send_all(c, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+    send_str(c, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n");
     sleep_ms(2500); /* the only worker has not beaten for 2.5 s... */
     char stale[512];
     while (recv(fd, stale, sizeof(stale), MSG_DONTWAIT) > 0) {

@@ -41,7 +41,7 @@ static void test_idle_keepalive_is_closed(void **state)
     struct daemon d;
     daemon_start(&d, short_timeouts, 1);
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     bool eof;
     read_responses(fd, 1, buf, sizeof(buf), &eof);
     assert_int_equal(status_of(buf), 200);
@@ -59,7 +59,7 @@ static void test_slow_request_head_gets_408(void **state)
     struct daemon d;
     daemon_start(&d, short_timeouts, 1);
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n", 25); /* never finished */
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n"); /* never finished */
     bool eof;
     read_responses(fd, 0, buf, sizeof(buf), &eof);
     assert_true(eof);
@@ -94,7 +94,7 @@ static void test_slow_body_gets_408(void **state)
     daemon_start(&d, "timeouts:\n  body: 1s\n  body_min_rate: 1KiB\n", 1);
     /* A trickle: 10 bytes every 200 ms of a 100 kB body (slow POST). */
     int fd = tcp_connect(d.port);
-    send_all(fd, "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", 58);
+    send_str(fd, "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
     long long t0 = now_ms();
     size_t got = 0;
     while (got == 0 && now_ms() - t0 < 5000) {
@@ -222,8 +222,8 @@ static void test_connection_cap_answers_503(void **state)
     struct daemon d;
     daemon_start(&d, "limits:\n  connections: 2\n", 1);
     int a = tcp_connect(d.port), b = tcp_connect(d.port);
-    send_all(a, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
-    send_all(b, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+    send_str(a, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    send_str(b, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     bool eof;
     read_responses(a, 1, buf, sizeof(buf), &eof);
     read_responses(b, 1, buf, sizeof(buf), &eof);

@@ -108,7 +108,7 @@ static void test_sigterm_exits_0_without_orphans(void **state)
     daemon_start(&d, NULL, 2);
     /* An idle keep-alive connection must not hold the stop up. */
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 27);
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     bool eof;
     read_responses(fd, 1, buf, sizeof(buf), &eof);
     long long t0 = now_ms();
@@ -137,7 +137,7 @@ static void test_sigquit_finishes_in_flight_requests(void **state)
     /* /heavy made slow enough (~0.3 s+) to be in flight when the signal lands. */
     daemon_start(&d, "routes:\n  heavy_iterations: 600000000\n", 1);
     int fd = tcp_connect(d.port);
-    send_all(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+    send_str(fd, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n");
     sleep_ms(50);
     kill(d.pid, SIGQUIT);
     bool eof;
