@@ -29,6 +29,8 @@ void pf_config_defaults(struct pf_config *cfg)
     cfg->shutdown_timeout_ms = 30000;
     cfg->min_uptime_ms = 1000;
     cfg->worker_timeout_ms = 30000;
+    cfg->metrics_enabled = true;
+    strcpy(cfg->metrics_path, "/metrics");
     cfg->limits.request_line = 8 * 1024;
     cfg->limits.header_block = 16 * 1024;
     cfg->limits.headers = 100;
@@ -220,7 +222,10 @@ enum key_type {
     T_LISTEN,
     T_SECTION,
     T_STRING,
-    T_AFFINITY
+    T_AFFINITY,
+    T_BOOL,
+    T_PATH,
+    T_ACCESS_FORMAT
 };
 
 struct key {
@@ -232,6 +237,11 @@ struct key {
 };
 
 #define OFF(f) offsetof(struct pf_config, f)
+
+struct pf_route_name {
+    const char *path;
+};
+static const struct pf_route_name reserved_paths[] = {{"/"}, {"/health"}, {"/heavy"}, {NULL}};
 
 static const struct key timeout_keys[] = {
     {"keepalive", T_DURATION, OFF(keepalive_timeout_ms), 1, 3600000, NULL},
@@ -263,6 +273,20 @@ static const struct key recycle_keys[] = {
     {"max_requests_jitter", T_U64, OFF(max_requests_jitter), 0, UINT64_C(1) << 40, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
+static const struct key metrics_keys[] = {
+    {"enabled", T_BOOL, OFF(metrics_enabled), 0, 0, NULL},
+    {"path", T_PATH, OFF(metrics_path), 0, sizeof(((struct pf_config *)0)->metrics_path), NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key health_keys[] = {
+    {"fail_when_degraded", T_BOOL, OFF(health_fail_when_degraded), 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
+static const struct key access_keys[] = {
+    {"format", T_ACCESS_FORMAT, 0, 0, 0, NULL},
+    {"path", T_STRING, OFF(access_path), 0, sizeof(((struct pf_config *)0)->access_path), NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
 static const struct key top_keys[] = {
     {"listen", T_LISTEN, 0, 0, 0, NULL},
     {"workers", T_WORKERS, 0, 1, PF_MAX_WORKERS, NULL},
@@ -273,6 +297,9 @@ static const struct key top_keys[] = {
     {"limits", T_SECTION, 0, 0, 0, limit_keys},
     {"routes", T_SECTION, 0, 0, 0, route_keys},
     {"recycle", T_SECTION, 0, 0, 0, recycle_keys},
+    {"metrics", T_SECTION, 0, 0, 0, metrics_keys},
+    {"health", T_SECTION, 0, 0, 0, health_keys},
+    {"access_log", T_SECTION, 0, 0, 0, access_keys},
     {"affinity", T_AFFINITY, 0, 0, 0, NULL},
     {"user", T_STRING, OFF(user), 0, sizeof(((struct pf_config *)0)->user), NULL},
     {"group", T_STRING, OFF(group), 0, sizeof(((struct pf_config *)0)->group), NULL},
@@ -377,6 +404,33 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
         if (strlen(s) >= k->max)
             return fail_at(ld, v, "'%s' is longer than %" PRIu64 " bytes", path, k->max - 1);
         strcpy(field, s);
+        return 0;
+    case T_BOOL:
+        if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
+            *(bool *)field = true;
+        else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
+            *(bool *)field = false;
+        else
+            return fail_at(ld, v, "'%s' must be true or false, not '%s'", path, s);
+        return 0;
+    case T_PATH:
+        if (s[0] != '/' || strlen(s) >= k->max || strpbrk(s, "?# \t"))
+            return fail_at(ld, v, "'%s' must be a path like /metrics (at most %" PRIu64 " bytes)",
+                           path, k->max - 1);
+        for (const struct pf_route_name *r = reserved_paths; r->path; r++)
+            if (strcmp(s, r->path) == 0)
+                return fail_at(ld, v, "'%s' cannot be %s: that route is taken", path, s);
+        strcpy(field, s);
+        return 0;
+    case T_ACCESS_FORMAT:
+        if (strcmp(s, "off") == 0)
+            cfg->access_format = PF_ACCESS_OFF;
+        else if (strcmp(s, "combined") == 0)
+            cfg->access_format = PF_ACCESS_COMBINED;
+        else if (strcmp(s, "json") == 0)
+            cfg->access_format = PF_ACCESS_JSON;
+        else
+            return fail_at(ld, v, "'%s' must be off, combined or json, not '%s'", path, s);
         return 0;
     case T_AFFINITY:
         if (strcmp(s, "auto") == 0)

@@ -1,9 +1,13 @@
 #include "preforkd/conn.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include "preforkd/accesslog.h"
 
 #include "preforkd/log.h"
 
@@ -20,24 +24,56 @@ void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_
     c->body_ms = 0;
     c->rpos = c->rlen = 0;
     c->wpos = c->wlen = 0;
+    c->ext = NULL;
+    c->ext_len = c->ext_pos = 0;
+    c->peer[0] = '\0';
     pf_http_init(&c->http, &cfg->limits);
+    c->http.capture = cfg->access_format != PF_ACCESS_OFF;
+}
+
+void pf_conn_release(struct pf_conn *c)
+{
+    free(c->ext);
+    c->ext = NULL;
+}
+
+static bool has_output(const struct pf_conn *c)
+{
+    return c->wpos < c->wlen || c->ext;
 }
 
 bool pf_conn_is_idle(const struct pf_conn *c)
 {
     return c->state == PF_CONN_OPEN && pf_http_idle(&c->http) && c->rpos == c->rlen &&
-           c->wpos == c->wlen;
+           !has_output(c);
 }
 
 /* Sends pending output. 0: all sent; 1: the socket is full (EPOLLOUT will say when to go
  * on); negative: the connection is dead. */
 static int flush(struct pf_conn *c, struct pf_conn_env *env)
 {
-    while (c->wpos < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+    while (has_output(c)) {
+        struct iovec iov[2];
+        int n_iov = 0;
+        if (c->wpos < c->wlen)
+            iov[n_iov++] = (struct iovec){c->wbuf + c->wpos, c->wlen - c->wpos};
+        if (c->ext)
+            iov[n_iov++] = (struct iovec){c->ext + c->ext_pos, c->ext_len - c->ext_pos};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n > 0) {
-            c->wpos += (uint32_t)n;
             c->last_ms = env->ctx->now_ms;
+            if (env->board)
+                pf_count(&env->board->c.bytes_out, (uint64_t)n);
+            size_t left = (size_t)n, head = c->wlen - c->wpos;
+            size_t take = left < head ? left : head;
+            c->wpos += (uint32_t)take;
+            left -= take;
+            if (c->ext) {
+                c->ext_pos += left;
+                if (c->ext_pos == c->ext_len)
+                    pf_conn_release(c);
+            }
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -48,6 +84,16 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
     }
     c->wpos = c->wlen = 0;
     return 0;
+}
+
+static void count(struct pf_conn *c, struct pf_conn_env *env, enum pf_stat_route route,
+                  uint16_t status, uint64_t body_bytes)
+{
+    env->requests++;
+    if (env->board)
+        pf_count(&env->board->c.requests[route][pf_status_class(status)], 1);
+    if (env->access_log)
+        pf_access_log_write(env->access_log, env->ctx, c->peer, &c->http, status, body_bytes);
 }
 
 static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t status)
@@ -61,6 +107,7 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
         c->wlen += (uint32_t)out.len;
     c->closing = true;
     c->linger = true;
+    count(c, env, PF_STAT_OTHER, status, 0);
 }
 
 /* Turns buffered input into responses until the input is used up, the output buffer
@@ -68,7 +115,8 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
 static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
 {
     while (c->rpos < c->rlen && !c->closing) {
-        if (PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
+        /* Answers go out in order: nothing more until a large body has been sent. */
+        if (c->ext || PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
             return;
         size_t used;
         enum pf_http_result r = pf_http_feed(&c->http, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
@@ -89,9 +137,13 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
             req->keep_alive = false;
         struct pf_buf out;
         pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
-        pf_handlers_respond(env->ctx, req, &out);
+        struct pf_answer answer;
+        pf_handlers_respond(env->ctx, req, &out, &answer);
         c->wlen += (uint32_t)out.len;
-        env->requests++;
+        c->ext = answer.ext;
+        c->ext_len = answer.ext_len;
+        c->ext_pos = 0;
+        count(c, env, answer.route, answer.status, answer.body_bytes);
         if (!req->keep_alive) {
             c->closing = true;
             /* Bytes after a "close" request are never read: drain them. */
@@ -136,7 +188,7 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
 {
     for (;;) {
         parse_input(c, env);
-        if (c->wlen > c->wpos) {
+        if (has_output(c)) {
             int f = flush(c, env);
             if (f < 0)
                 return PF_CONN_CLOSE;
@@ -157,6 +209,8 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
         if (n > 0) {
             c->rlen = (uint32_t)n;
             c->last_ms = env->ctx->now_ms;
+            if (env->board)
+                pf_count(&env->board->c.bytes_in, (uint64_t)n);
             /* Edge-triggered epoll reports every new arrival, so a short read means the
              * socket is empty now: skip the read that would only say EAGAIN. Not after
              * EPOLLRDHUP, whose FIN is only seen as a read of 0. */
@@ -185,7 +239,7 @@ enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struc
         c->readable = true;
         c->peer_closed = true;
     }
-    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) && c->wpos == c->wlen)
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) && !has_output(c))
         return PF_CONN_KEEP; /* a writable edge with nothing to write */
     return run(c, env);
 }
@@ -196,7 +250,7 @@ enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
     const struct pf_config *cfg = env->cfg;
     if (c->state == PF_CONN_LINGER)
         return now - c->last_ms >= PF_CONN_LINGER_MS ? PF_CONN_CLOSE : PF_CONN_KEEP;
-    if (c->wpos < c->wlen)
+    if (has_output(c))
         /* The client stopped reading our answers. */
         return now - c->last_ms >= cfg->send_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;
     if (!pf_http_idle(&c->http) || c->rpos < c->rlen) {

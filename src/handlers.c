@@ -1,6 +1,9 @@
 #include "preforkd/handlers.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
+
+#include "preforkd/metrics.h"
 #include <stdio.h>
 #include <unistd.h>
 
@@ -58,13 +61,21 @@ int pf_handlers_read_memory(struct pf_memory *out)
     return 0;
 }
 
-static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b)
+static bool cluster_degraded(const struct pf_handler_ctx *ctx)
+{
+    return ctx->board && atomic_load_explicit(&ctx->board->cluster->degraded, memory_order_relaxed);
+}
+
+static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b, bool degraded)
 {
     if (ctx->memory_sampled_ms < 0 || ctx->now_ms - ctx->memory_sampled_ms >= 1000) {
         if (ctx->sample_memory(&ctx->memory) == 0)
             ctx->memory_sampled_ms = ctx->now_ms;
     }
-    pf_buf_put_lit(b, "{\"status\":\"healthy\",\"worker\":");
+    if (degraded && ctx->fail_when_degraded)
+        pf_buf_put_lit(b, "{\"status\":\"degraded\",\"worker\":");
+    else
+        pf_buf_put_lit(b, "{\"status\":\"healthy\",\"worker\":");
     pf_buf_put_u64(b, (uint64_t)ctx->pid);
     pf_buf_put_lit(b, ",\"uptime\":");
     int64_t up = ctx->now_ms - ctx->start_ms;
@@ -76,12 +87,19 @@ static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b)
     pf_buf_put_lit(b, ",\"shared\":");
     pf_buf_put_u64(b, ctx->memory.shared);
     pf_buf_put_lit(b, "}");
-    if (ctx->cluster) {
+    if (ctx->self) {
+        pf_buf_put_lit(b, ",\"requests\":");
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->self->requests, memory_order_relaxed));
+        pf_buf_put_lit(b, ",\"connections\":");
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->self->connections, memory_order_relaxed));
+    }
+    if (ctx->board) {
+        const struct pf_board_cluster *cl = ctx->board->cluster;
         pf_buf_put_lit(b, ",\"cluster\":{\"serving\":");
-        pf_buf_put_u64(b, atomic_load_explicit(&ctx->cluster->serving, memory_order_relaxed));
+        pf_buf_put_u64(b, atomic_load_explicit(&cl->serving, memory_order_relaxed));
         pf_buf_put_lit(b, ",\"configured\":");
-        pf_buf_put_u64(b, atomic_load_explicit(&ctx->cluster->configured, memory_order_relaxed));
-        if (atomic_load_explicit(&ctx->cluster->degraded, memory_order_relaxed))
+        pf_buf_put_u64(b, atomic_load_explicit(&cl->configured, memory_order_relaxed));
+        if (degraded)
             pf_buf_put_lit(b, ",\"degraded\":true}");
         else
             pf_buf_put_lit(b, ",\"degraded\":false}");
@@ -96,14 +114,32 @@ static unsigned connection_flags(const struct pf_request *req)
     return req->http_minor == 0 ? PF_RESP_KEEPALIVE : 0;
 }
 
-enum pf_route pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
-                                  struct pf_buf *out)
+static enum pf_stat_route stat_route(enum pf_route r)
+{
+    switch (r) {
+    case PF_ROUTE_SUM:
+        return PF_STAT_SUM;
+    case PF_ROUTE_HEALTH:
+        return PF_STAT_HEALTH;
+    case PF_ROUTE_HEAVY:
+        return PF_STAT_HEAVY;
+    case PF_ROUTE_METRICS:
+        return PF_STAT_METRICS;
+    default:
+        return PF_STAT_OTHER;
+    }
+}
+
+void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
+                         struct pf_buf *out, struct pf_answer *answer)
 {
     char body_mem[512];
     struct pf_buf body;
     pf_buf_init(&body, body_mem, sizeof(body_mem));
-    struct pf_route_match m = pf_router_match(req);
+    struct pf_route_match m = pf_router_match(req, ctx->metrics_path);
     unsigned flags = connection_flags(req);
+    uint16_t status = m.status;
+    *answer = (struct pf_answer){.route = stat_route(m.route)};
 
     switch (m.route) {
     case PF_ROUTE_SUM:
@@ -118,8 +154,31 @@ enum pf_route pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_re
         pf_buf_put_u64(&body, (uint64_t)ctx->pid);
         pf_buf_put_lit(&body, "}");
         break;
-    case PF_ROUTE_HEALTH:
-        health_body(ctx, &body);
+    case PF_ROUTE_HEALTH: {
+        bool degraded = cluster_degraded(ctx);
+        if (degraded && ctx->fail_when_degraded)
+            status = 503;
+        health_body(ctx, &body, degraded);
+        break;
+    }
+    case PF_ROUTE_METRICS:
+        if (ctx->board &&
+            pf_metrics_render(ctx->board, ctx->now_ms, &answer->ext, &answer->ext_len) == 0) {
+            /* The head goes in out; the text follows from its own buffer. */
+            flags |= req->method == PF_METHOD_HEAD ? PF_RESP_HEAD : 0;
+            pf_response_write_head(out, &ctx->responses, 200, answer->ext_len, flags,
+                                   PF_CONTENT_PROMETHEUS);
+            answer->status = 200;
+            answer->body_bytes = req->method == PF_METHOD_HEAD ? 0 : answer->ext_len;
+            if (req->method == PF_METHOD_HEAD) {
+                free(answer->ext);
+                answer->ext = NULL;
+                answer->ext_len = 0;
+            }
+            return;
+        }
+        status = 500;
+        pf_buf_put_lit(&body, "{\"error\":\"metrics unavailable\"}");
         break;
     case PF_ROUTE_NONE:
         if (m.status == 405) {
@@ -132,8 +191,9 @@ enum pf_route pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_re
     }
     if (req->method == PF_METHOD_HEAD)
         flags |= PF_RESP_HEAD;
-    pf_response_write(out, &ctx->responses, m.status, body.data, body.len, flags);
-    return m.route;
+    pf_response_write(out, &ctx->responses, status, body.data, body.len, flags);
+    answer->status = status;
+    answer->body_bytes = req->method == PF_METHOD_HEAD ? 0 : body.len;
 }
 
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out)

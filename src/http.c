@@ -30,6 +30,9 @@ static int on_message_begin(llhttp_t *p)
     h->host_count = 0;
     h->te_count = 0;
     h->name_len = 0;
+    h->referer_len = 0;
+    h->user_agent_len = 0;
+    h->capture_into = NULL;
     h->target_len = 0;
     h->header_bytes = 0;
     h->header_count = 0;
@@ -128,6 +131,14 @@ static int on_header_field_complete(llhttp_t *p)
         h->host_count++;
     else if (name_is(h, "transfer-encoding"))
         h->te_count++;
+    h->capture_into = NULL;
+    if (h->capture && name_is(h, "referer")) {
+        h->capture_into = h->referer;
+        h->capture_len = &h->referer_len;
+    } else if (h->capture && name_is(h, "user-agent")) {
+        h->capture_into = h->user_agent;
+        h->capture_len = &h->user_agent_len;
+    }
     h->name_len = 0;
     /* ": " and CRLF count too, as they do for every server's header buffer. */
     h->header_bytes += 4;
@@ -138,8 +149,13 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    (void)at;
     struct pf_http *h = self(p);
+    if (h->capture_into) {
+        size_t room = sizeof(h->referer) - *h->capture_len;
+        size_t n = len < room ? len : room;
+        memcpy(h->capture_into + *h->capture_len, at, n);
+        *h->capture_len += (uint8_t)n;
+    }
     h->header_bytes += (uint32_t)len;
     return h->header_bytes > h->limits->header_block ? fail(h, 431) : 0;
 }

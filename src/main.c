@@ -8,6 +8,7 @@
 #include "preforkd/config.h"
 #include "preforkd/log.h"
 #include "preforkd/primary.h"
+#include "preforkd/status.h"
 #include "preforkd/version.h"
 
 #ifndef PF_DEFAULT_CONFIG
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return pf_status_main(argc - 1, argv + 1);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;

@@ -239,8 +239,7 @@ static void child_main(struct primary *p, struct gen *g, uint32_t slot, int ipc_
     sigprocmask(SIG_SETMASK, &keep, NULL); /* the worker reads these from a signalfd */
     if (getppid() != p->pid)
         _exit(1);
-    _exit(
-        pf_worker_run(g->cfg, slot, &g->ls, ipc_fd, &p->board->entries[board], p->board->cluster));
+    _exit(pf_worker_run(g->cfg, slot, &g->ls, ipc_fd, p->board, &p->board->entries[board]));
 }
 
 static int spawn(struct primary *p, uint32_t slot, bool retire_old)
@@ -534,6 +533,9 @@ static void reap(struct primary *p)
         uint32_t slot = w->slot, gen = w->gen;
         if (w->ipc_fd >= 0)
             close(w->ipc_fd);
+        /* Its counters live on in the slot's, so /metrics never goes backwards. */
+        if (slot < PF_MAX_WORKERS)
+            pf_counters_add(&p->board->cluster->retired[slot], &p->board->entries[w->board].c);
         pf_scoreboard_release(p->board, w->board);
         *w = (struct proc){0};
         if (!was_occupant) {
@@ -552,7 +554,10 @@ static void reap(struct primary *p)
         struct slot *s = &p->slots[slot];
         s->restarts++;
         p->restarts++;
+        pf_count(&p->board->cluster->slot_restarts[slot], 1);
         s->backoff_ms = pf_primary_backoff(s->backoff_ms, uptime, cfg(p)->min_uptime_ms);
+        if (s->backoff_ms)
+            pf_count(&p->board->cluster->backoffs, 1);
         s->respawn_at_ms = now + s->backoff_ms;
         if (s->backoff_ms)
             pf_log_warn("worker slot %u pid %d %s after %lld ms; respawning in %u ms "
@@ -885,6 +890,9 @@ int pf_primary_run(const struct pf_config *config, const char *config_path, uint
         goto fail;
     }
     resize_slots(&p, nworkers);
+    atomic_store(&p.board->cluster->primary_pid, getpid());
+    atomic_store(&p.board->cluster->started_ms, now_ms());
+    atomic_store(&p.board->cluster->configured, nworkers);
     const char *wd = getenv("WATCHDOG_USEC");
     const char *wd_pid = getenv("WATCHDOG_PID");
     if (wd && (!wd_pid || (pid_t)atol(wd_pid) == getpid()))

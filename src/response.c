@@ -15,6 +15,12 @@ void pf_response_cache_tick(struct pf_response_cache *rc, time_t now)
                                       "Date: %s\r\n"
                                       "Content-Length: ",
                                       date);
+    rc->prom_len = (size_t)snprintf(rc->prom, sizeof(rc->prom),
+                                    "Server: preforkd\r\n"
+                                    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                                    "Date: %s\r\n"
+                                    "Content-Length: ",
+                                    date);
 }
 
 static const struct {
@@ -46,6 +52,24 @@ static size_t status_index(uint16_t status)
 const char *pf_response_reason(uint16_t status)
 {
     return statuses[status_index(status)].reason;
+}
+
+void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
+                            size_t body_len, unsigned flags, enum pf_content content)
+{
+    pf_buf_put_str(out, statuses[status_index(status)].line);
+    if (content == PF_CONTENT_PROMETHEUS)
+        pf_buf_put(out, rc->prom, rc->prom_len);
+    else
+        pf_buf_put(out, rc->common, rc->common_len);
+    pf_buf_put_u64(out, body_len);
+    if (flags & PF_RESP_ALLOW_GET)
+        pf_buf_put_lit(out, "\r\nAllow: GET, HEAD");
+    if (flags & PF_RESP_CLOSE)
+        pf_buf_put_lit(out, "\r\nConnection: close");
+    else if (flags & PF_RESP_KEEPALIVE)
+        pf_buf_put_lit(out, "\r\nConnection: keep-alive");
+    pf_buf_put_lit(out, "\r\n\r\n");
 }
 
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,

@@ -12,11 +12,17 @@ static const struct {
     {"/heavy", 6, PF_ROUTE_HEAVY},
 };
 
-struct pf_route_match pf_router_match(const struct pf_request *req)
+struct pf_route_match pf_router_match(const struct pf_request *req, const char *metrics_path)
 {
     struct pf_route_match m = {PF_ROUTE_NONE, 404};
     if (req->path_truncated)
         return m;
+    if (metrics_path && req->path_len == strlen(metrics_path) &&
+        memcmp(req->path, metrics_path, req->path_len) == 0) {
+        m.route = req->method == PF_METHOD_OTHER ? PF_ROUTE_NONE : PF_ROUTE_METRICS;
+        m.status = req->method == PF_METHOD_OTHER ? 405 : 200;
+        return m;
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (req->path_len == routes[i].len &&
             memcmp(req->path, routes[i].path, req->path_len) == 0) {
@@ -34,6 +40,8 @@ struct pf_route_match pf_router_match(const struct pf_request *req)
 
 const char *pf_router_name(enum pf_route route)
 {
+    if (route == PF_ROUTE_METRICS)
+        return "/metrics";
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (routes[i].route == route)
             return routes[i].path;

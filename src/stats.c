@@ -48,6 +48,9 @@ int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, u
         atomic_store(&e->heartbeat_ms, now_ms);
         atomic_store(&e->requests, 0);
         atomic_store(&e->connections, 0);
+        atomic_store(&e->rss, 0);
+        atomic_store(&e->rps, 0);
+        memset(&e->c, 0, sizeof(e->c));
         atomic_store(&e->pid, pid);
         atomic_store(&e->state, PF_WSTATE_STARTING);
         return (int)i;
@@ -62,4 +65,14 @@ void pf_scoreboard_release(struct pf_scoreboard *board, int index)
     struct pf_board_entry *e = &board->entries[index];
     atomic_store(&e->pid, 0);
     atomic_store(&e->state, PF_WSTATE_FREE);
+}
+
+void pf_counters_add(struct pf_counters *dst, const struct pf_counters *src)
+{
+    for (int r = 0; r < PF_STAT_ROUTES; r++)
+        for (int k = 0; k < PF_STAT_CLASSES; k++)
+            pf_count(&dst->requests[r][k], atomic_load(&src->requests[r][k]));
+    pf_count(&dst->accepted, atomic_load(&src->accepted));
+    pf_count(&dst->bytes_in, atomic_load(&src->bytes_in));
+    pf_count(&dst->bytes_out, atomic_load(&src->bytes_out));
 }

@@ -1,5 +1,6 @@
 #include "preforkd/worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "preforkd/accesslog.h"
 #include "preforkd/clock.h"
 #include "preforkd/conn.h"
 #include "preforkd/handlers.h"
@@ -54,6 +56,8 @@ struct worker {
     struct pf_conn_env env;
     struct pf_board_entry *board;
     bool reopen_log;
+    uint64_t requests_at_tick;
+    struct pf_access_log *access_log;
     /* Other slots' sockets (reuseport), watched only while covering for that slot. */
     const struct pf_listeners *ls;
     struct ev_source *cover_src; /* [slot * naddrs + addr] */
@@ -93,6 +97,7 @@ static struct pf_conn *conn_get(struct worker *w)
 static void conn_close(struct worker *w, struct pf_conn *c)
 {
     close(c->fd); /* also removes it from epoll */
+    pf_conn_release(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -102,6 +107,7 @@ static void conn_close(struct worker *w, struct pf_conn *c)
     c->next = w->free_list;
     w->free_list = c;
     w->nconns--;
+    atomic_store_explicit(&w->board->connections, w->nconns, memory_order_relaxed);
 }
 
 static void set_accepting(struct worker *w, bool on)
@@ -129,6 +135,20 @@ static void reject_full(int fd)
     ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     close(fd);
+}
+
+/* The client's address, for the access log only: one getpeername per connection. */
+static void peer_text(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
 }
 
 static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
@@ -168,6 +188,10 @@ static void accept_ready(struct worker *w, int lfd)
             continue;
         }
         pf_conn_init(c, fd, w->cfg, w->ctx.now_ms);
+        pf_count(&w->board->c.accepted, 1);
+        atomic_store_explicit(&w->board->connections, w->nconns, memory_order_relaxed);
+        if (w->access_log)
+            peer_text(fd, c->peer, sizeof(c->peer));
         /* Registered once for both directions, edge-triggered: the hot path never
          * calls epoll_ctl again. */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -267,6 +291,14 @@ static void handle_ipc(struct worker *w)
 static void tick(struct worker *w)
 {
     w->last_tick_ms = w->ctx.now_ms;
+    struct pf_memory mem;
+    if (pf_handlers_read_memory(&mem) == 0)
+        atomic_store_explicit(&w->board->rss, mem.rss, memory_order_relaxed);
+    atomic_store_explicit(&w->board->rps, w->env.requests - w->requests_at_tick,
+                          memory_order_relaxed);
+    w->requests_at_tick = w->env.requests;
+    if (w->access_log)
+        pf_access_log_flush(w->access_log);
     if (w->accept_paused && !w->env.draining)
         set_accepting(w, true);
     for (struct pf_conn *c = w->live, *next; c; c = next) {
@@ -380,7 +412,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, struct pf_board_entry *board, const struct pf_board_cluster *cluster)
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_board_entry *board)
 {
     int listen_fds[PF_MAX_LISTEN];
     size_t nlisten = pf_listeners_for_slot(ls, slot, listen_fds);
@@ -405,7 +437,19 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);
-    w.ctx.cluster = cluster;
+    w.ctx.board = scoreboard;
+    w.ctx.self = board;
+    w.ctx.metrics_path = cfg->metrics_enabled ? cfg->metrics_path : NULL;
+    w.ctx.fail_when_degraded = cfg->health_fail_when_degraded;
+    w.env.board = board;
+    if (cfg->access_format != PF_ACCESS_OFF) {
+        int arc = pf_access_log_open(&w.access_log, cfg->access_format, cfg->access_path, slot);
+        if (arc < 0) {
+            pf_log_error("cannot open the access log %s: %s", cfg->access_path, strerror(-arc));
+            return 1;
+        }
+        w.env.access_log = w.access_log;
+    }
     w.env.ctx = &w.ctx;
     w.env.cfg = cfg;
     refresh_clock(&w);
@@ -462,6 +506,8 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
             w.reopen_log = false;
             if (cfg->log_file[0] && pf_log_reopen(cfg->log_file) < 0)
                 pf_log_error("cannot reopen %s", cfg->log_file);
+            if (w.access_log && pf_access_log_reopen(w.access_log) < 0)
+                pf_log_error("cannot reopen the access log %s", cfg->access_path);
         }
         if (w.ctx.now_ms - w.last_tick_ms >= 1000)
             tick(&w);
@@ -476,6 +522,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     free(w.batches);
     free(w.cover_src);
     free(w.covering);
+    pf_access_log_free(&w.access_log);
     close(w.sig.fd);
     close(w.epfd);
     return 0;

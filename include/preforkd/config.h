@@ -13,6 +13,7 @@
 
 enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FIXED };
 enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
+enum pf_access_format { PF_ACCESS_OFF, PF_ACCESS_COMBINED, PF_ACCESS_JSON };
 
 struct pf_listen_addr {
     struct sockaddr_storage addr;
@@ -38,8 +39,8 @@ struct pf_config {
     uint32_t keepalive_timeout_ms;
     uint32_t header_timeout_ms;
     uint32_t send_timeout_ms;
-    uint32_t body_timeout_ms;   /* a request body gets this long, ... */
-    uint64_t body_min_rate;     /* ... plus one second per this many bytes received */
+    uint32_t body_timeout_ms; /* a request body gets this long, ... */
+    uint64_t body_min_rate;   /* ... plus one second per this many bytes received */
     uint32_t shutdown_timeout_ms;
     uint32_t min_uptime_ms;
     uint32_t worker_timeout_ms; /* heartbeat older than this: the worker is hung */
@@ -51,6 +52,11 @@ struct pf_config {
     char group[64];
     char pid_file[256];
     char log_file[256]; /* empty: stderr */
+    bool metrics_enabled;
+    char metrics_path[64];
+    bool health_fail_when_degraded; /* /health answers 503 while degraded */
+    enum pf_access_format access_format;
+    char access_path[256]; /* empty: stderr */
     struct pf_limits limits;
     uint64_t sum_iterations;
     uint64_t heavy_iterations;

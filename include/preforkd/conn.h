@@ -7,6 +7,9 @@
 #include "preforkd/config.h"
 #include "preforkd/handlers.h"
 #include "preforkd/http.h"
+#include "preforkd/stats.h"
+
+struct pf_access_log;
 
 /* Read 4 KiB at a time; llhttp is incremental, so this bounds nothing but one read.
  * Responses of one read are gathered in 16 KiB and sent with one send(): enough for
@@ -26,6 +29,8 @@ struct pf_conn_env {
     bool draining; /* answer what was read with "close"; close idle connections soon */
     uint32_t drain_idle_ms;
     uint64_t requests;
+    struct pf_board_entry *board;     /* this worker's scoreboard entry (may be NULL) */
+    struct pf_access_log *access_log; /* NULL when off */
 };
 
 struct pf_conn {
@@ -42,6 +47,9 @@ struct pf_conn {
     struct pf_conn *prev, *next;
     uint32_t rpos, rlen;
     uint32_t wpos, wlen;
+    char *ext; /* a large body (/metrics) to send after wbuf, then free */
+    size_t ext_len, ext_pos;
+    char peer[48]; /* client address, kept only for the access log */
     struct pf_http http;
     char rbuf[PF_CONN_RBUF];
     char wbuf[PF_CONN_WBUF];
@@ -57,5 +65,7 @@ enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struc
 enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env);
 /* True when closing now loses nothing: no request half read, nothing left to send. */
 bool pf_conn_is_idle(const struct pf_conn *c);
+/* Frees what the connection holds besides its struct (call before recycling it). */
+void pf_conn_release(struct pf_conn *c);
 
 #endif

@@ -27,8 +27,12 @@ struct pf_handler_ctx {
     struct pf_response_cache responses;
     int64_t memory_sampled_ms;
     struct pf_memory memory;
-    /* The cluster's state from the scoreboard (NULL outside a daemon). */
-    const struct pf_board_cluster *cluster;
+    /* The scoreboard (NULL outside a daemon): the cluster's state for /health, every
+     * worker's counters for /metrics, this worker's own entry. */
+    const struct pf_scoreboard *board;
+    const struct pf_board_entry *self;
+    const char *metrics_path; /* NULL: /metrics disabled */
+    bool fail_when_degraded;
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);
 };
@@ -42,10 +46,19 @@ void pf_handler_ctx_tick(struct pf_handler_ctx *ctx, int64_t now_ms, time_t wall
 uint64_t pf_handlers_sum(uint64_t n);
 int pf_handlers_read_memory(struct pf_memory *out);
 
-/* Answers one parsed request into out (which has PF_RESPONSE_MAX bytes free).
- * Returns the route it matched, for the caller's bookkeeping. */
-enum pf_route pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
-                                  struct pf_buf *out);
+/* What an answer was, for the counters and the access log. A large body (/metrics)
+ * comes separately in ext (malloc'd, the caller sends it after out and frees it). */
+struct pf_answer {
+    enum pf_stat_route route;
+    uint16_t status;
+    uint64_t body_bytes;
+    char *ext;
+    size_t ext_len;
+};
+
+/* Answers one parsed request into out (which has PF_RESPONSE_MAX bytes free). */
+void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
+                         struct pf_buf *out, struct pf_answer *answer);
 /* An error answer (400, 408, 413, 414, 431, 503, 505) that closes the connection. */
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out);
 

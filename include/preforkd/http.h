@@ -55,6 +55,14 @@ struct pf_http {
     uint32_t scan_lines;
     uint32_t scan_line_len;
     uint8_t scan_spaces; /* in the request line: exactly two, single ones */
+    /* For the access log (only when capture is set): bounded copies of two fields. */
+    bool capture;
+    char *capture_into;
+    uint8_t *capture_len;
+    uint8_t referer_len;
+    uint8_t user_agent_len;
+    char referer[120];
+    char user_agent[120];
 };
 
 void pf_http_init(struct pf_http *h, const struct pf_limits *limits);

@@ -5,14 +5,15 @@
 
 #include "preforkd/http.h"
 
-enum pf_route { PF_ROUTE_SUM, PF_ROUTE_HEALTH, PF_ROUTE_HEAVY, PF_ROUTE_NONE };
+enum pf_route { PF_ROUTE_SUM, PF_ROUTE_HEALTH, PF_ROUTE_HEAVY, PF_ROUTE_METRICS, PF_ROUTE_NONE };
 
 struct pf_route_match {
     enum pf_route route; /* PF_ROUTE_NONE when status is not 200 */
     uint16_t status;     /* 200, 404 (unknown path) or 405 (known path, other method) */
 };
 
-struct pf_route_match pf_router_match(const struct pf_request *req);
+/* metrics_path: where /metrics is served, or NULL when it is disabled. */
+struct pf_route_match pf_router_match(const struct pf_request *req, const char *metrics_path);
 const char *pf_router_name(enum pf_route route);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "preforkd/config.h"
+
 /* The scoreboard: one MAP_SHARED|MAP_ANONYMOUS region created by the primary before any
  * fork. Each worker process owns one entry and writes only that entry, with relaxed
  * atomic stores to its own cache line: no locks, nothing shared on the hot path. The
@@ -13,6 +15,24 @@
 
 enum pf_worker_state { PF_WSTATE_FREE, PF_WSTATE_STARTING, PF_WSTATE_SERVING, PF_WSTATE_DRAINING };
 
+/* Route and status-class dimensions of the request counters. */
+enum pf_stat_route {
+    PF_STAT_SUM,
+    PF_STAT_HEALTH,
+    PF_STAT_HEAVY,
+    PF_STAT_METRICS,
+    PF_STAT_OTHER, /* unknown paths and rejected requests */
+    PF_STAT_ROUTES
+};
+#define PF_STAT_CLASSES 5 /* 1xx .. 5xx */
+
+struct pf_counters {
+    _Atomic uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+};
+
 struct pf_board_entry {
     _Atomic int32_t pid;
     _Atomic uint32_t state;
@@ -20,18 +40,45 @@ struct pf_board_entry {
     uint32_t generation;
     _Atomic int64_t started_ms;   /* CLOCK_MONOTONIC, the same clock in every process */
     _Atomic int64_t heartbeat_ms; /* written once per event-loop iteration */
-    _Atomic uint64_t requests;
-    _Atomic uint64_t connections;
+    _Atomic uint64_t requests;    /* all requests answered (recycling reads it) */
+    _Atomic uint64_t connections; /* open now */
+    _Atomic uint64_t rss;         /* bytes, sampled by the worker once a second */
+    _Atomic uint64_t rps;         /* requests answered in the last second */
+    struct pf_counters c;
 } __attribute__((aligned(64)));
 
-/* Written by the primary, read by any worker (for /health). */
+/* Only the owning worker writes its entry, so an increment needs no atomic
+ * read-modify-write: a relaxed load and store (plain moves on x86) keep readers from
+ * seeing torn values. */
+static inline void pf_count(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Adds src's counters into dst (the primary, folding an exited worker into its slot). */
+void pf_counters_add(struct pf_counters *dst, const struct pf_counters *src);
+/* The status class index of an HTTP status, 0..4. */
+static inline unsigned pf_status_class(unsigned status)
+{
+    return status >= 100 && status < 600 ? status / 100 - 1 : 4;
+}
+
+/* Written by the primary, read by any worker (for /health and /metrics). */
 struct pf_board_cluster {
+    _Atomic int32_t primary_pid;
     _Atomic uint32_t configured;
     _Atomic uint32_t serving;
     _Atomic uint32_t degraded; /* a slot without a serving worker (crash backoff, hung) */
     _Atomic uint32_t generation;
+    _Atomic int64_t started_ms;
     _Atomic uint64_t restarts;
     _Atomic uint64_t reloads;
+    _Atomic uint64_t backoffs;
+    _Atomic uint64_t slot_restarts[PF_MAX_WORKERS];
+    /* Counters of the slot's workers that have exited, so that a slot's counters only
+     * ever grow across restarts, recycling and reloads. */
+    struct pf_counters retired[PF_MAX_WORKERS];
 } __attribute__((aligned(64)));
 
 struct pf_scoreboard {

@@ -32,6 +32,6 @@ struct pf_ipc_msg {
  * without a serving worker). ipc_fd is the worker's end of the socketpair whose EOF
  * means the primary is gone. */
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, struct pf_board_entry *board, const struct pf_board_cluster *cluster);
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_board_entry *self);
 
 #endif

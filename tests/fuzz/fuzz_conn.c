@@ -64,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             v = pf_conn_on_tick(&conn, &env);
         ctx.now_ms -= 60000;
     }
+    pf_conn_release(&conn);
     close(sv[0]);
     close(sv[1]);
     return 0;

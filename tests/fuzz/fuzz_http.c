@@ -9,8 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct pf_limits limits = {.request_line = 1024, .header_block = 4096, .headers = 20,
-                                        .body = 65536, .connections = 1};
+static const struct pf_limits limits = {
+    .request_line = 1024, .header_block = 4096, .headers = 20, .body = 65536, .connections = 1};
 
 static void feed(const char *p, size_t n, size_t cut)
 {

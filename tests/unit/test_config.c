@@ -192,8 +192,9 @@ static void test_errors_have_file_line_column(void **state)
     expect_error("affinity: all\n", "t.yaml:1:11: 'affinity' must be none or auto, not 'all'");
     expect_error("timeouts:\n  worker: 1s\n",
                  "t.yaml:2:11: 'timeouts.worker' must be between 2000 and 3600000 ms, not '1s'");
-    expect_error("recycle:\n  max_memory: lots\n",
-                 "t.yaml:2:15: 'recycle.max_memory' must be a size like 512, 8k or 1MiB, not 'lots'");
+    expect_error(
+        "recycle:\n  max_memory: lots\n",
+        "t.yaml:2:15: 'recycle.max_memory' must be a size like 512, 8k or 1MiB, not 'lots'");
     expect_error("user: [a]\n", "t.yaml:1:7: 'user' must be a single value");
     char longname[400];
     snprintf(longname, sizeof(longname), "pid_file: /%0300d\n", 0);

@@ -20,6 +20,7 @@ static int fake_memory(struct pf_memory *m)
 }
 
 static struct pf_handler_ctx ctx;
+static struct pf_answer last_answer;
 static char mem[PF_RESPONSE_MAX + 1];
 
 static int setup(void **state)
@@ -39,7 +40,9 @@ static const char *answer(enum pf_method m, const char *path, bool keep_alive, u
     memcpy(req.path, path, req.path_len);
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
-    pf_handlers_respond(&ctx, &req, &b);
+    struct pf_answer answer;
+    pf_handlers_respond(&ctx, &req, &b, &answer);
+    last_answer = answer;
     assert_false(b.full);
     mem[b.len] = '\0';
     return mem;

@@ -12,7 +12,7 @@ static struct pf_route_match match(enum pf_method m, const char *path, bool trun
     struct pf_request req = {.method = m, .keep_alive = true, .path_truncated = truncated};
     req.path_len = (uint16_t)strlen(path);
     memcpy(req.path, path, req.path_len);
-    return pf_router_match(&req);
+    return pf_router_match(&req, "/metrics");
 }
 
 static void test_routes(void **state)
@@ -47,6 +47,22 @@ static void test_other_methods(void **state)
     assert_int_equal(match(PF_METHOD_OTHER, "/missing", false).status, 404);
 }
 
+static void test_metrics_route_is_configurable(void **state)
+{
+    (void)state;
+    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true};
+    memcpy(req.path, "/metrics", 8);
+    req.path_len = 8;
+    assert_int_equal(pf_router_match(&req, "/metrics").route, PF_ROUTE_METRICS);
+    assert_int_equal(pf_router_match(&req, NULL).status, 404);              /* disabled */
+    assert_int_equal(pf_router_match(&req, "/internal/stats").status, 404); /* moved */
+    memcpy(req.path, "/internal/stats", 15);
+    req.path_len = 15;
+    assert_int_equal(pf_router_match(&req, "/internal/stats").route, PF_ROUTE_METRICS);
+    req.method = PF_METHOD_OTHER;
+    assert_int_equal(pf_router_match(&req, "/internal/stats").status, 405);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -57,9 +73,8 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_unknown_paths),
-        cmocka_unit_test(test_other_methods),
+        cmocka_unit_test(test_routes),        cmocka_unit_test(test_unknown_paths),
+        cmocka_unit_test(test_other_methods), cmocka_unit_test(test_metrics_route_is_configurable),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
