@@ -1,0 +1,130 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/promcheck.h"
+#include "preforkd/metrics.h"
+
+static struct pf_scoreboard *b;
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_int_equal(pf_scoreboard_new(&b, 8), 0);
+    atomic_store(&b->cluster->configured, 2);
+    atomic_store(&b->cluster->serving, 2);
+    atomic_store(&b->cluster->generation, 1);
+    atomic_store(&b->cluster->started_ms, 1000);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pf_scoreboard_free(&b);
+    return 0;
+}
+
+static char *render(int64_t now)
+{
+    char *text;
+    size_t len;
+    assert_int_equal(pf_metrics_render(b, now, &text, &len), 0);
+    char err[256];
+    if (promcheck(text, len, err, sizeof(err)) < 0)
+        fail_msg("%s\n%s", err, text);
+    return text;
+}
+
+static void test_sums_and_format(void **state)
+{
+    (void)state;
+    int w0 = pf_scoreboard_claim(b, 11, 0, 1, 1000);
+    int w1 = pf_scoreboard_claim(b, 12, 1, 1, 1000);
+    atomic_store(&b->entries[w0].state, PF_WSTATE_SERVING);
+    atomic_store(&b->entries[w1].state, PF_WSTATE_SERVING);
+    pf_count(&b->entries[w0].c.requests[PF_STAT_SUM][1], 30);
+    pf_count(&b->entries[w1].c.requests[PF_STAT_SUM][1], 12);
+    pf_count(&b->entries[w1].c.requests[PF_STAT_OTHER][3], 5);
+    pf_count(&b->entries[w0].c.accepted, 9);
+    atomic_store(&b->entries[w1].rss, 2097152);
+    char *t = render(61000);
+    assert_true(promsum(t, "preforkd_requests_total", "route=\"/\",code=\"2xx\"") == 42);
+    assert_true(promsum(t, "preforkd_requests_total", "worker=\"1\",code=\"4xx\"") == 5);
+    assert_true(promsum(t, "preforkd_connections_accepted_total", "worker=\"0\"") == 9);
+    assert_true(promsum(t, "preforkd_worker_resident_memory_bytes", "worker=\"1\"") == 2097152);
+    assert_true(promsum(t, "preforkd_uptime_seconds", "") == 60);
+    assert_true(promsum(t, "preforkd_workers_configured", "") == 2);
+    assert_non_null(strstr(t, "preforkd_worker_info{worker=\"1\",pid=\"12\",generation=\"1\","
+                              "state=\"serving\"} 1\n"));
+    free(t);
+}
+
+static void test_counters_survive_a_worker_exit(void **state)
+{
+    (void)state;
+    int w0 = pf_scoreboard_claim(b, 11, 0, 1, 1000);
+    pf_count(&b->entries[w0].c.requests[PF_STAT_HEALTH][1], 100);
+    char *t = render(2000);
+    double before = promsum(t, "preforkd_requests_total", "worker=\"0\",route=\"/health\"");
+    free(t);
+    /* The worker dies: the primary folds its counters into the slot, then a successor
+     * starts from zero and serves 3 more. */
+    pf_counters_add(&b->cluster->retired[0], &b->entries[w0].c);
+    pf_scoreboard_release(b, w0);
+    int w2 = pf_scoreboard_claim(b, 13, 0, 1, 3000);
+    pf_count(&b->entries[w2].c.requests[PF_STAT_HEALTH][1], 3);
+    pf_count(&b->cluster->slot_restarts[0], 1);
+    t = render(4000);
+    assert_true(before == 100);
+    assert_true(promsum(t, "preforkd_requests_total", "worker=\"0\",route=\"/health\"") == 103);
+    assert_true(promsum(t, "preforkd_worker_restarts_total", "worker=\"0\"") == 1);
+    free(t);
+}
+
+static void test_draining_slot_beyond_the_count_still_shows(void **state)
+{
+    (void)state;
+    int w = pf_scoreboard_claim(b, 21, 5, 1, 1000); /* slot 5 after SIGTTOU, draining */
+    pf_count(&b->entries[w].c.requests[PF_STAT_SUM][1], 4);
+    char *t = render(2000);
+    assert_true(promsum(t, "preforkd_requests_total", "worker=\"5\",route=\"/\"") == 4);
+    free(t);
+}
+
+static void test_checker_rejects_bad_text(void **state)
+{
+    (void)state;
+    /* The checker itself must catch what it claims to. */
+    char err[256];
+    static const char *bad[] = {
+        "x 1\n",                   /* no TYPE */
+        "# TYPE x counter\nx 1\n", /* counter without _total */
+        "# TYPE x_total counter\nx_total{a=\"1\"} 1\nx_total{a=\"1\"} 2\n", /* duplicate */
+        "# TYPE x gauge\nx{a=1} 1\n",                                       /* unquoted label */
+        "# TYPE x gauge\nx one\n",                                          /* not a number */
+        "# TYPE x gauge\n# TYPE x gauge\nx 1\n",                            /* two TYPEs */
+        "# TYPE x gauge\n# TYPE y gauge\nx 1\ny 1\nx{a=\"b\"} 2\n",         /* not contiguous */
+        "# TYPE x gauge\nx 1",                                              /* no final newline */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(promcheck(bad[i], strlen(bad[i]), err, sizeof(err)), -1);
+    const char *good = "# HELP x_total X.\n# TYPE x_total counter\nx_total{a=\"q\\\"\"} 1.5\n";
+    assert_int_equal(promcheck(good, strlen(good), err, sizeof(err)), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sums_and_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_survive_a_worker_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_draining_slot_beyond_the_count_still_shows, setup,
+                                        teardown),
+        cmocka_unit_test(test_checker_rejects_bad_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
