@@ -587,3 +587,11 @@ fail:
     fclose(f);
     return rc;
 }
+
+int pf_config_load_default(struct pf_config *cfg, const char **path, char *err, size_t errlen)
+{
+    pf_config_defaults(cfg);
+    if (!*path && access(PF_DEFAULT_CONFIG, F_OK) == 0)
+        *path = PF_DEFAULT_CONFIG;
+    return *path ? pf_config_load(cfg, *path, err, errlen) : 0;
+}

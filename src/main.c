@@ -11,10 +11,6 @@
 #include "preforkd/status.h"
 #include "preforkd/version.h"
 
-#ifndef PF_DEFAULT_CONFIG
-#define PF_DEFAULT_CONFIG "/etc/preforkd/preforkd.yaml"
-#endif
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
@@ -79,10 +75,7 @@ int main(int argc, char **argv)
 
     struct pf_config cfg;
     char err[512];
-    pf_config_defaults(&cfg);
-    if (!path && access(PF_DEFAULT_CONFIG, F_OK) == 0)
-        path = PF_DEFAULT_CONFIG;
-    if (path && pf_config_load(&cfg, path, err, sizeof(err)) < 0) {
+    if (pf_config_load_default(&cfg, &path, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

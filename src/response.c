@@ -75,16 +75,7 @@ void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
                        const char *body, size_t body_len, unsigned flags)
 {
-    pf_buf_put_str(out, statuses[status_index(status)].line);
-    pf_buf_put(out, rc->common, rc->common_len);
-    pf_buf_put_u64(out, body_len);
-    if (flags & PF_RESP_ALLOW_GET)
-        pf_buf_put_lit(out, "\r\nAllow: GET, HEAD");
-    if (flags & PF_RESP_CLOSE)
-        pf_buf_put_lit(out, "\r\nConnection: close");
-    else if (flags & PF_RESP_KEEPALIVE)
-        pf_buf_put_lit(out, "\r\nConnection: keep-alive");
-    pf_buf_put_lit(out, "\r\n\r\n");
+    pf_response_write_head(out, rc, status, body_len, flags, PF_CONTENT_JSON);
     if (!(flags & PF_RESP_HEAD))
         pf_buf_put(out, body, body_len);
 }

@@ -14,10 +14,6 @@
 
 #include "preforkd/config.h"
 
-#ifndef PF_DEFAULT_CONFIG
-#define PF_DEFAULT_CONFIG "/etc/preforkd/preforkd.yaml"
-#endif
-
 struct row {
     long slot, pid, generation;
     char state[16];
@@ -185,10 +181,7 @@ int pf_status_main(int argc, char **argv)
     }
     struct pf_config cfg;
     char err[512];
-    pf_config_defaults(&cfg);
-    if (!path && access(PF_DEFAULT_CONFIG, F_OK) == 0)
-        path = PF_DEFAULT_CONFIG;
-    if (path && pf_config_load(&cfg, path, err, sizeof(err)) < 0) {
+    if (pf_config_load_default(&cfg, &path, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

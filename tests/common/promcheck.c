@@ -31,7 +31,7 @@ static size_t name_len(const char *p, bool metric)
 
 int promcheck(const char *text, size_t len, char *err, size_t errlen)
 {
-    static char families[MAX_FAMILIES][96], types[MAX_FAMILIES][16];
+    static char families[MAX_FAMILIES][96];
     static char *series[MAX_SERIES];
     int nfam = 0, nseries = 0, lineno = 0, rc = 0;
     char current[96] = "";
@@ -88,7 +88,6 @@ int promcheck(const char *text, size_t len, char *err, size_t errlen)
                     break;
                 }
                 snprintf(families[nfam], sizeof(families[nfam]), "%s", name);
-                snprintf(types[nfam], sizeof(types[nfam]), "%s", rest);
                 nfam++;
             }
             continue;
