@@ -46,7 +46,7 @@ struct worker {
     bool drain_requested;
     int64_t last_tick_ms;
     int64_t drain_deadline_ms;
-    int64_t emfile_logged_ms;
+    int64_t resource_warned_ms;
     uint32_t nconns;
     struct pf_conn *live; /* every open connection, for the once-a-second tick */
     struct pf_conn *free_list;
@@ -56,6 +56,7 @@ struct worker {
     struct pf_conn_env env;
     struct pf_board_entry *board;
     bool reopen_log;
+    bool fault_alloc;
     uint64_t requests_at_tick;
     struct pf_access_log *access_log;
     /* Other slots' sockets (reuseport), watched only while covering for that slot. */
@@ -66,6 +67,8 @@ struct worker {
 
 static struct pf_conn *conn_get(struct worker *w)
 {
+    if (w->fault_alloc)
+        return NULL; /* PREFORKD_FAULT=conn-alloc-fails: as if malloc had failed */
     if (!w->free_list) {
         /* Connections are recycled, never freed: a batch is allocated only when more
          * are open at once than ever before in this worker. */
@@ -168,10 +171,10 @@ static void accept_ready(struct worker *w, int lfd)
                 return;
             /* Out of descriptors or memory: stop accepting until the next tick rather
              * than spin on a level-triggered socket that stays readable. */
-            if (w->ctx.now_ms - w->emfile_logged_ms >= 10000) {
+            if (w->ctx.now_ms - w->resource_warned_ms >= 10000) {
                 pf_log_warn("accept: %s; pausing accepts for a second (%u connections open)",
                             strerror(errno), w->nconns);
-                w->emfile_logged_ms = w->ctx.now_ms;
+                w->resource_warned_ms = w->ctx.now_ms;
             }
             set_accepting(w, false);
             return;
@@ -184,6 +187,11 @@ static void accept_ready(struct worker *w, int lfd)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct pf_conn *c = conn_get(w);
         if (!c) {
+            /* Out of memory costs this connection, not the worker. */
+            if (w->ctx.now_ms - w->resource_warned_ms >= 10000) {
+                pf_log_warn("no memory for a connection; closing it (%u open)", w->nconns);
+                w->resource_warned_ms = w->ctx.now_ms;
+            }
             close(fd);
             continue;
         }
@@ -322,8 +330,9 @@ static void refresh_clock(struct worker *w)
     pf_board_heartbeat(w->board, w->ctx.now_ms, w->env.requests);
 }
 
-/* Fault injection for the supervision tests: PREFORKD_FAULT=exit-at-start:SLOT makes
- * that slot's workers exit with status 3 before serving. */
+/* Fault injection for the tests: PREFORKD_FAULT=exit-at-start:SLOT makes that slot's
+ * workers exit with status 3 before serving; PREFORKD_FAULT=conn-alloc-fails makes every
+ * connection allocation fail. */
 static bool fault_exit_at_start(uint32_t slot)
 {
     const char *f = getenv("PREFORKD_FAULT");
@@ -434,6 +443,8 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         return 1;
 
     struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .board = board};
+    const char *fault = getenv("PREFORKD_FAULT");
+    w.fault_alloc = fault && strcmp(fault, "conn-alloc-fails") == 0;
     w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);

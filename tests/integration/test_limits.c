@@ -288,6 +288,32 @@ static void test_out_of_descriptors_does_not_spin(void **state)
     daemon_stop(&d);
 }
 
+static void test_allocation_failure_costs_only_the_connection(void **state)
+{
+    (void)state;
+    struct daemon d;
+    const char *env[] = {"PREFORKD_FAULT=conn-alloc-fails", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1};
+    daemon_start_opts(&d, NULL, 1, &o);
+    pid_t before;
+    assert_int_equal(daemon_workers(&d, &before, 1), 1);
+    for (int i = 0; i < 50; i++) {
+        int fd = tcp_connect(d.port);
+        send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        bool eof;
+        size_t n = read_responses(fd, 0, buf, sizeof(buf), &eof);
+        close(fd);
+        assert_true(eof);
+        assert_int_equal(n, 0); /* the connection is closed, unanswered */
+    }
+    pid_t after;
+    assert_int_equal(daemon_workers(&d, &after, 1), 1);
+    assert_int_equal(after, before); /* the worker itself lives on */
+    assert_false(daemon_log_contains(&d, "respawning"));
+    assert_int_equal(daemon_log_count(&d, "no memory for a connection"), 1); /* rate-limited */
+    daemon_stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_client_that_does_not_read_is_dropped),
         cmocka_unit_test(test_connection_cap_answers_503),
         cmocka_unit_test(test_out_of_descriptors_does_not_spin),
+        cmocka_unit_test(test_allocation_failure_costs_only_the_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
