@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "preforkd/accesslog.h"
-
 #include "preforkd/log.h"
 
 void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_t now_ms)
