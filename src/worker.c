@@ -129,13 +129,15 @@ static void set_accepting(struct worker *w, bool on)
     w->accept_paused = !on;
 }
 
-static void reject_full(int fd)
+/* Over the connection cap: a 503 built like every other answer (Date included), sent
+ * without waiting, then closed. */
+static void reject_full(struct worker *w, int fd)
 {
-    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                               "Server: preforkd\r\nContent-Type: application/json\r\n"
-                               "Content-Length: 33\r\nConnection: close\r\n\r\n"
-                               "{\"error\":\"too many connections\"}\n";
-    ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    char mem[PF_RESPONSE_MAX];
+    struct pf_buf out;
+    pf_buf_init(&out, mem, sizeof(mem));
+    pf_handlers_error(&w->ctx, 503, &out);
+    ssize_t n = send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     close(fd);
 }
@@ -180,7 +182,7 @@ static void accept_ready(struct worker *w, int lfd)
             return;
         }
         if (w->nconns >= w->cfg->limits.connections) {
-            reject_full(fd);
+            reject_full(w, fd);
             continue;
         }
         int one = 1;

@@ -230,6 +230,7 @@ static void test_connection_cap_answers_503(void **state)
     int c = tcp_connect(d.port);
     read_responses(c, 0, buf, sizeof(buf), &eof);
     assert_int_equal(status_of(buf), 503);
+    assert_non_null(strstr(buf, "\r\nDate: "));
     assert_true(eof);
     close(c);
     close(a);
