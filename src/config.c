@@ -65,41 +65,39 @@ static int scale(uint64_t v, uint64_t mul, uint64_t *out)
     return 0;
 }
 
-int pf_config_parse_duration_ms(const char *text, uint64_t *out)
+struct unit {
+    const char *suffix;
+    uint64_t mul;
+};
+
+/* A number followed by one of the suffixes (possibly ""), scaled by its multiplier. */
+static int parse_with_units(const char *text, const struct unit *units, size_t n, uint64_t *out)
 {
     uint64_t v;
     const char *u;
     int rc = parse_u64(text, &v, &u);
     if (rc)
         return rc;
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strcmp(u, units[i].unit) == 0)
-            return scale(v, units[i].ms, out);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(u, units[i].suffix) == 0)
+            return scale(v, units[i].mul, out);
     return -EINVAL;
+}
+
+int pf_config_parse_duration_ms(const char *text, uint64_t *out)
+{
+    static const struct unit units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), out);
 }
 
 int pf_config_parse_size(const char *text, uint64_t *out)
 {
-    uint64_t v;
-    const char *u;
-    int rc = parse_u64(text, &v, &u);
-    if (rc)
-        return rc;
-    static const struct {
-        const char *unit;
-        uint64_t mul;
-    } units[] = {{"", 1},          {"k", 1 << 10}, {"K", 1 << 10}, {"KB", 1 << 10},
-                 {"KiB", 1 << 10}, {"m", 1 << 20}, {"M", 1 << 20}, {"MB", 1 << 20},
-                 {"MiB", 1 << 20}, {"g", 1 << 30}, {"G", 1 << 30}, {"GB", 1 << 30},
-                 {"GiB", 1 << 30}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strcmp(u, units[i].unit) == 0)
-            return scale(v, units[i].mul, out);
-    return -EINVAL;
+    static const struct unit units[] = {
+        {"", 1},        {"k", 1 << 10},  {"K", 1 << 10},  {"KB", 1 << 10},  {"KiB", 1 << 10},
+        {"m", 1 << 20}, {"M", 1 << 20},  {"MB", 1 << 20}, {"MiB", 1 << 20}, {"g", 1 << 30},
+        {"G", 1 << 30}, {"GB", 1 << 30}, {"GiB", 1 << 30}};
+    return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), out);
 }
 
 int pf_config_parse_listen(const char *text, struct pf_listen_addr *out)
