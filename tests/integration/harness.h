@@ -62,6 +62,10 @@ int daemon_workers(const struct daemon *d, pid_t *out, int max);
 int worker_slot(pid_t pid);
 bool pid_alive(pid_t pid);
 
+/* Runs argv (argv[0] is the path), stdout and stderr captured into out; returns the
+ * exit status, or -1 when it did not exit normally. */
+int run_capture(const char *const argv[], char *out, size_t cap);
+
 int tcp_connect(int port);
 void send_all(int fd, const char *data, size_t len);
 /* send_all of a whole C string: no hand-counted lengths. */

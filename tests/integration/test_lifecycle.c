@@ -370,19 +370,40 @@ static bool collect(int fd, char *all, size_t cap, const char *until, int ms)
     return until == NULL;
 }
 
+/* A daemon whose NOTIFY_SOCKET is a datagram socket of the test's, with a 1 s systemd
+ * watchdog asked for. */
+struct notified {
+    char path[64];
+    char env_sock[96];
+    int fd;
+    struct daemon d;
+};
+
+static void start_notified(struct notified *n, const char *tag, const char *yaml, int workers)
+{
+    snprintf(n->path, sizeof(n->path), "/tmp/preforkd-notify-%s-%d", tag, (int)getpid());
+    n->fd = notify_socket(n->path);
+    snprintf(n->env_sock, sizeof(n->env_sock), "NOTIFY_SOCKET=%s", n->path);
+    const char *env[] = {n->env_sock, "WATCHDOG_USEC=1000000", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1};
+    daemon_start_opts(&n->d, yaml, workers, &o);
+}
+
+static void close_notified(struct notified *n)
+{
+    close(n->fd);
+    unlink(n->path);
+}
+
 static void test_sd_notify_protocol(void **state)
 {
     (void)state;
-    char path[64], env_sock[96];
-    snprintf(path, sizeof(path), "/tmp/preforkd-notify-%d", (int)getpid());
-    int fd = notify_socket(path);
-    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
-    const char *env[] = {env_sock, "WATCHDOG_USEC=1000000", NULL};
-    struct daemon_opts o = {.env = env, .listen_fd = -1};
-    struct daemon d;
+    static struct notified n;
     static char all[1 << 14];
     all[0] = '\0';
-    daemon_start_opts(&d, NULL, 2, &o);
+    start_notified(&n, "proto", NULL, 2);
+    int fd = n.fd;
+    struct daemon d = n.d;
     assert_true(collect(fd, all, sizeof(all), "READY=1", 3000));
     assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", 3000));
     assert_non_null(strstr(all, "STATUS=2/2 workers serving"));
@@ -394,8 +415,7 @@ static void test_sd_notify_protocol(void **state)
     bool stopping = collect(fd, all, sizeof(all), "STOPPING=1", 3000);
     int st;
     waitpid(d.pid, &st, 0);
-    close(fd);
-    unlink(path);
+    close_notified(&n);
     if (!stopping)
         fail_msg("no STOPPING=1; got:\n%s", all);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -404,19 +424,15 @@ static void test_sd_notify_protocol(void **state)
 static void test_watchdog_ping_stops_while_a_worker_hangs(void **state)
 {
     (void)state;
-    char path[64], env_sock[96];
-    snprintf(path, sizeof(path), "/tmp/preforkd-notify-wd-%d", (int)getpid());
-    int fd = notify_socket(path);
-    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
-    const char *env[] = {env_sock, "WATCHDOG_USEC=1000000", NULL};
-    struct daemon_opts o = {.env = env, .listen_fd = -1};
-    struct daemon d;
+    static struct notified n;
     static char all[1 << 14];
     all[0] = '\0';
-    daemon_start_opts(&d,
-                      "balance: shared\ntimeouts:\n  worker: 4s\n"
-                      "routes:\n  heavy_iterations: 100000000000\n",
-                      1, &o);
+    start_notified(&n, "wd",
+                   "balance: shared\ntimeouts:\n  worker: 4s\n"
+                   "routes:\n  heavy_iterations: 100000000000\n",
+                   1);
+    int fd = n.fd;
+    struct daemon d = n.d;
     assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", 3000));
     int c = tcp_connect(d.port);
     send_str(c, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -433,8 +449,7 @@ static void test_watchdog_ping_stops_while_a_worker_hangs(void **state)
     bool back = collect(fd, all, sizeof(all), "WATCHDOG=1", 6000);
     close(c);
     daemon_stop(&d);
-    close(fd);
-    unlink(path);
+    close_notified(&n);
     assert_false(pinged);
     assert_true(back);
 }

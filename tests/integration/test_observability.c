@@ -120,27 +120,8 @@ static void test_health_503_when_degraded(void **state)
 
 static int run_status(const char *conf, bool json, char *out, size_t cap)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        execl(PF_TEST_BINARY, PF_TEST_BINARY, "status", "-c", conf, json ? "--json" : NULL,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len < cap - 1 && (n = read(p[0], out + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(p[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    const char *argv[] = {PF_TEST_BINARY, "status", "-c", conf, json ? "--json" : NULL, NULL};
+    return run_capture(argv, out, cap);
 }
 
 static void test_status_command(void **state)

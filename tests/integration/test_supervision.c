@@ -177,36 +177,12 @@ static void test_workers_exit_when_primary_dies(void **state)
     assert_false(any);
 }
 
-static int run_binary(const char *const args[], char *out, size_t cap)
-{
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], STDOUT_FILENO);
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        execv(PF_TEST_BINARY, (char *const *)args);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len < cap - 1 && (n = read(pipefd[0], out + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(pipefd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_config_check_mode(void **state)
 {
     (void)state;
     const char *good[] = {PF_TEST_BINARY, "-t", "-c", PF_TEST_SOURCE_DIR "/conf/preforkd.yaml",
                           NULL};
-    assert_int_equal(run_binary(good, buf, sizeof(buf)), 0);
+    assert_int_equal(run_capture(good, buf, sizeof(buf)), 0);
     assert_non_null(strstr(buf, "configuration is valid"));
 
     char path[] = "/tmp/preforkd-bad-XXXXXX";
@@ -215,24 +191,24 @@ static void test_config_check_mode(void **state)
     assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
     close(fd);
     const char *check[] = {PF_TEST_BINARY, "-t", "-c", path, NULL};
-    assert_int_equal(run_binary(check, buf, sizeof(buf)), 1);
+    assert_int_equal(run_capture(check, buf, sizeof(buf)), 1);
     char want[256];
     snprintf(want, sizeof(want), "%s:3:12: 'limits.headers' must be a non-negative integer", path);
     assert_non_null(strstr(buf, want));
     /* Running (not just checking) a bad file fails the same way and starts nothing. */
     const char *run[] = {PF_TEST_BINARY, "-c", path, NULL};
-    assert_int_equal(run_binary(run, buf, sizeof(buf)), 1);
+    assert_int_equal(run_capture(run, buf, sizeof(buf)), 1);
     assert_non_null(strstr(buf, want));
     unlink(path);
 
     const char *version[] = {PF_TEST_BINARY, "--version", NULL};
-    assert_int_equal(run_binary(version, buf, sizeof(buf)), 0);
+    assert_int_equal(run_capture(version, buf, sizeof(buf)), 0);
     assert_true(strncmp(buf, "preforkd ", 9) == 0);
     const char *wflag[] = {
         PF_TEST_BINARY, "-t", "-w", "auto-1", "-c", PF_TEST_SOURCE_DIR "/conf/preforkd.yaml", NULL};
-    assert_int_equal(run_binary(wflag, buf, sizeof(buf)), 0);
+    assert_int_equal(run_capture(wflag, buf, sizeof(buf)), 0);
     const char *wbad[] = {PF_TEST_BINARY, "-t", "-w", "0", NULL};
-    assert_int_equal(run_binary(wbad, buf, sizeof(buf)), 1);
+    assert_int_equal(run_capture(wbad, buf, sizeof(buf)), 1);
 }
 
 static void test_port_in_use_fails_cleanly(void **state)
@@ -247,7 +223,7 @@ static void test_port_in_use_fails_cleanly(void **state)
     assert_int_equal(write(fd, conf, (size_t)n), n);
     close(fd);
     const char *args[] = {PF_TEST_BINARY, "-c", path, NULL};
-    assert_int_equal(run_binary(args, buf, sizeof(buf)), 1);
+    assert_int_equal(run_capture(args, buf, sizeof(buf)), 1);
     assert_non_null(strstr(buf, "Address already in use"));
     unlink(path);
     daemon_stop(&d);
