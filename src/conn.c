@@ -41,12 +41,6 @@ static bool has_output(const struct pf_conn *c)
     return c->wpos < c->wlen || c->ext;
 }
 
-bool pf_conn_is_idle(const struct pf_conn *c)
-{
-    return c->state == PF_CONN_OPEN && pf_http_idle(&c->http) && c->rpos == c->rlen &&
-           !has_output(c);
-}
-
 /* Sends pending output. 0: all sent; 1: the socket is full (EPOLLOUT will say when to go
  * on); negative: the connection is dead. */
 static int flush(struct pf_conn *c, struct pf_conn_env *env)

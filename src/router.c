@@ -37,13 +37,3 @@ struct pf_route_match pf_router_match(const struct pf_request *req, const char *
     }
     return m;
 }
-
-const char *pf_router_name(enum pf_route route)
-{
-    if (route == PF_ROUTE_METRICS)
-        return "/metrics";
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (routes[i].route == route)
-            return routes[i].path;
-    return "(none)";
-}

@@ -63,8 +63,6 @@ enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struc
 /* Called about once a second: applies the keep-alive, request-head, send and linger
  * timeouts. */
 enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env);
-/* True when closing now loses nothing: no request half read, nothing left to send. */
-bool pf_conn_is_idle(const struct pf_conn *c);
 /* Frees what the connection holds besides its struct (call before recycling it). */
 void pf_conn_release(struct pf_conn *c);
 

@@ -14,6 +14,5 @@ struct pf_route_match {
 
 /* metrics_path: where /metrics is served, or NULL when it is disabled. */
 struct pf_route_match pf_router_match(const struct pf_request *req, const char *metrics_path);
-const char *pf_router_name(enum pf_route route);
 
 #endif

@@ -8,10 +8,12 @@
 #include "preforkd/config.h"
 
 /* The scoreboard: one MAP_SHARED|MAP_ANONYMOUS region created by the primary before any
- * fork. Each worker process owns one entry and writes only that entry, with relaxed
- * atomic stores to its own cache line: no locks, nothing shared on the hot path. The
- * primary reads every entry (heartbeats for the watchdog, request counts for
- * recycling). */
+ * fork. While a worker runs, it is the only writer of the counters in its entry, with
+ * relaxed atomic stores to its own cache line: no locks, nothing shared on the hot
+ * path. The primary writes an entry's identity (claim, pid, release) before the worker
+ * starts and after it has exited, folds an exited worker's counters into its slot's
+ * retired counters, and writes the cluster block; it reads every entry (heartbeats for
+ * the watchdog, request counts for recycling). */
 
 enum pf_worker_state { PF_WSTATE_FREE, PF_WSTATE_STARTING, PF_WSTATE_SERVING, PF_WSTATE_DRAINING };
 
@@ -47,7 +49,7 @@ struct pf_board_entry {
     struct pf_counters c;
 } __attribute__((aligned(64)));
 
-/* Only the owning worker writes its entry, so an increment needs no atomic
+/* Only the owning worker writes its counters, so an increment needs no atomic
  * read-modify-write: a relaxed load and store (plain moves on x86) keep readers from
  * seeing torn values. */
 static inline void pf_count(_Atomic uint64_t *counter, uint64_t n)

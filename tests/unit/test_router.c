@@ -63,19 +63,11 @@ static void test_metrics_route_is_configurable(void **state)
     assert_int_equal(pf_router_match(&req, "/internal/stats").status, 405);
 }
 
-static void test_names(void **state)
-{
-    (void)state;
-    assert_string_equal(pf_router_name(PF_ROUTE_HEAVY), "/heavy");
-    assert_string_equal(pf_router_name(PF_ROUTE_NONE), "(none)");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),        cmocka_unit_test(test_unknown_paths),
         cmocka_unit_test(test_other_methods), cmocka_unit_test(test_metrics_route_is_configurable),
-        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
