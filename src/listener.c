@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -247,6 +248,27 @@ size_t pf_listeners_for_slot(const struct pf_listeners *ls, uint32_t slot, int *
     for (size_t i = 0; i < ls->naddrs; i++)
         out[i] = fd_at(ls, slot, i);
     return ls->naddrs;
+}
+
+int pf_listeners_refuse_new(const struct pf_listeners *ls)
+{
+    /* Sockets systemd passed stay as they are: systemd keeps them and queues
+     * connections for the next start, which is what socket activation is for. */
+    if (ls->activated)
+        return 0;
+    /* A one-instruction classic BPF program, "return 0": every packet that would reach
+     * the listening socket (a SYN, or the last ACK of a handshake) is dropped, so no
+     * new connection can join an accept queue, while connections already queued are
+     * sockets of their own and unaffected. The client retries its SYN, and by then the
+     * socket is closed and the kernel refuses it. */
+    struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    const struct sock_fprog prog = {.len = 1, .filter = drop_all};
+    int rc = 0;
+    for (size_t i = 0; i < ls->nfds; i++)
+        if (ls->fds[i] >= 0 &&
+            setsockopt(ls->fds[i], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+            rc = -errno;
+    return rc;
 }
 
 void pf_listeners_close(struct pf_listeners *ls)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "preforkd/config.h"
+#include "preforkd/control.h"
 #include "preforkd/log.h"
 #include "preforkd/primary.h"
 #include "preforkd/status.h"
@@ -14,6 +15,8 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
+                 "       preforkd status [-c FILE] [--json]\n"
+                 "       preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
                  "\n"
                  "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
                  "\n"
@@ -23,6 +26,10 @@ static void usage(FILE *out)
                  "  -f, --foreground    run in the foreground (the only mode: systemd supervises)\n"
                  "  -v, --version       print the version and exit\n"
                  "  -h, --help          print this help and exit\n"
+                 "\n"
+                 "  status              the worker table of the running daemon (from /metrics)\n"
+                 "  reload              validate FILE, reload the running daemon and wait for\n"
+                 "                      the outcome: exit 0 once the new workers serve\n"
                  "\n"
                  "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
                  "USR1 reopen log file, TTIN/TTOU one worker more/fewer.\n");
@@ -39,6 +46,8 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return pf_status_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "reload") == 0)
+        return pf_control_reload_main(argc - 1, argv + 1);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;
@@ -75,6 +84,7 @@ int main(int argc, char **argv)
 
     struct pf_config cfg;
     char err[512];
+    uint32_t override = 0; /* -w: lasts for the life of the process, reloads included */
     if (pf_config_load_default(&cfg, &path, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -90,6 +100,7 @@ int main(int argc, char **argv)
         }
         cfg.workers_mode = w.workers_mode;
         cfg.workers = w.workers;
+        override = pf_config_worker_count(&cfg);
     }
     if (test_only) {
         printf("%s: configuration is valid (%u workers)\n", path ? path : "(built-in defaults)",
@@ -103,5 +114,5 @@ int main(int argc, char **argv)
     }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
                 path ? path : "(built-in defaults)", pf_config_usable_cpus());
-    return pf_primary_run(&cfg, path, pf_config_worker_count(&cfg));
+    return pf_primary_run(&cfg, path, override);
 }

@@ -1,5 +1,6 @@
 #include "preforkd/primary.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "preforkd/clock.h"
+#include "preforkd/control.h"
 #include "preforkd/handlers.h"
 #include "preforkd/listener.h"
 #include "preforkd/log.h"
@@ -55,12 +57,16 @@ struct slot {
  * has drained. */
 struct gen {
     uint32_t id;
+    uint32_t nslots; /* its worker count, restored if a reload is abandoned */
     struct pf_config *cfg;
     struct pf_listeners ls;
 };
 
 #define MAX_GENS              16
 #define PF_HEARTBEAT_FRESH_MS 2000
+/* SIGABRT to a hung worker, then SIGKILL this much later if it is still there. */
+#define PF_ABORT_GRACE_MS 5000
+#define MAX_WAITERS       16
 
 struct primary {
     const char *config_path;
@@ -86,6 +92,13 @@ struct primary {
     uint64_t reloads;
     uint32_t next_gen;
     uint32_t seed;
+    /* The operator's explicit worker count (-w, then TTIN/TTOU): it outranks the file's
+     * `workers:` for the life of the process, as `pm2 scale` outlives `pm2 reload`.
+     * 0: none given, the file decides. */
+    uint32_t workers_override;
+    /* `preforkd reload` commands waiting for the outcome of the reload in progress. */
+    pid_t waiters[MAX_WAITERS];
+    size_t nwaiters;
     char last_status[200];
 };
 
@@ -109,6 +122,37 @@ static const struct pf_config *cfg(struct primary *p)
 static int64_t now_ms(void)
 {
     return pf_clock_mono_precise_ms();
+}
+
+bool pf_primary_watchdog_vouches(int64_t heartbeat_age_ms, uint32_t worker_timeout_ms)
+{
+    /* Fresh, or stale but still inside the primary's own escalation (SIGABRT at
+     * worker_timeout, SIGKILL a grace later, reaped within another): the primary is
+     * doing its job, and systemd killing the whole service would take the healthy
+     * workers down too. Past that, the escalation failed and systemd should act. */
+    return heartbeat_age_ms < PF_HEARTBEAT_FRESH_MS ||
+           heartbeat_age_ms <= (int64_t)worker_timeout_ms + 2 * PF_ABORT_GRACE_MS;
+}
+
+int pf_primary_watchdog_check(uint64_t watchdog_usec, uint32_t worker_timeout_ms, char *why,
+                              size_t cap)
+{
+    /* Pings go out every WatchdogSec/2 from a loop that wakes at least once a second,
+     * so one may be up to a second late: WatchdogSec must exceed two seconds. */
+    if (watchdog_usec <= 2000000) {
+        snprintf(why, cap,
+                 "WatchdogSec=%llums is too short: the primary pings every WatchdogSec/2 from "
+                 "a once-a-second loop; use 3s or more",
+                 (unsigned long long)(watchdog_usec / 1000));
+        return -EINVAL;
+    }
+    snprintf(why, cap,
+             "systemd watchdog every %llu ms; a hung worker is aborted after %u ms "
+             "(timeouts.worker) and the pings go on meanwhile; they stop only if a worker "
+             "outlives SIGKILL (%u ms)",
+             (unsigned long long)(watchdog_usec / 2000), worker_timeout_ms,
+             worker_timeout_ms + 2 * PF_ABORT_GRACE_MS);
+    return 0;
 }
 
 static const int handled_signals[] = {SIGCHLD, SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
@@ -174,12 +218,26 @@ static bool degraded(struct primary *p)
     return false;
 }
 
+/* A serving worker whose heartbeat is stale (one long request, or a hung loop), or
+ * which the watchdog is already killing. */
+static bool stuck(const struct primary *p, const struct proc *w, int64_t now)
+{
+    if (w->abort_ms)
+        return true;
+    int64_t beat =
+        atomic_load_explicit(&p->board->entries[w->board].heartbeat_ms, memory_order_relaxed);
+    return w->state == P_SERVING && now - beat >= PF_HEARTBEAT_FRESH_MS;
+}
+
 static void notify_status(struct primary *p)
 {
-    uint32_t up = 0, waiting = 0;
+    uint32_t up = 0, waiting = 0, hung = 0;
+    int64_t now = now_ms();
     for (uint32_t s = 0; s < p->nslots; s++) {
         struct proc *o = occupant(p, s);
-        up += o && o->state == P_SERVING;
+        bool is_stuck = o && stuck(p, o, now);
+        up += o && o->state == P_SERVING && !is_stuck;
+        hung += is_stuck;
         waiting += !o && p->slots[s].backoff_ms;
     }
     uint32_t draining = 0;
@@ -195,10 +253,11 @@ static void notify_status(struct primary *p)
     char msg[sizeof(p->last_status)];
     snprintf(msg, sizeof(msg),
              "STATUS=%u/%u workers serving, generation %u, %llu restarts, "
-             "%llu reloads%s%s",
+             "%llu reloads%s%s%s",
              up, p->nslots, cur(p)->id, (unsigned long long)p->restarts,
              (unsigned long long)p->reloads, draining ? ", draining old workers" : "",
-             waiting ? ", degraded: slot in crash backoff" : "");
+             waiting ? ", degraded: slot in crash backoff" : "",
+             hung ? ", degraded: worker stuck (no heartbeat)" : "");
     if (strcmp(msg, p->last_status) != 0) {
         snprintf(p->last_status, sizeof(p->last_status), "%s", msg);
         pf_sdnotify(msg);
@@ -325,15 +384,35 @@ static void collect_old_gens(struct primary *p)
     }
 }
 
-static void resize_slots(struct primary *p, uint32_t n)
+static int resize_slots(struct primary *p, uint32_t n)
 {
     struct slot *s = realloc(p->slots, sizeof(*s) * (n ? n : 1));
     if (!s)
-        return;
+        return -ENOMEM;
     for (uint32_t i = p->nslots; i < n; i++)
         s[i] = (struct slot){0};
     p->slots = s;
     p->nslots = n;
+    cur(p)->nslots = n;
+    return 0;
+}
+
+/* Answers every `preforkd reload` waiting for the reload in progress. */
+static void answer_waiters(struct primary *p, enum pf_control_outcome o, uint32_t detail)
+{
+    for (size_t i = 0; i < p->nwaiters; i++)
+        if (sigqueue(p->waiters[i], PF_CONTROL_REPLY_SIGNAL,
+                     (union sigval){.sival_int = pf_control_reply(o, detail)}) < 0)
+            pf_log_warn("cannot answer the reload command pid %d: %s", (int)p->waiters[i],
+                        strerror(errno));
+    p->nwaiters = 0;
+}
+
+static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t detail)
+{
+    answer_waiters(p, o, detail);
+    /* systemd was told RELOADING=1; READY=1 ends that state whatever the outcome. */
+    pf_sdnotify("READY=1");
 }
 
 static void reload(struct primary *p)
@@ -341,35 +420,58 @@ static void reload(struct primary *p)
     char err[512];
     if (!p->config_path) {
         pf_log_warn("SIGHUP: no configuration file to re-read (started with built-in defaults)");
+        answer_waiters(p, PF_CONTROL_NOFILE, 0);
         return;
     }
     if (p->ngens == MAX_GENS) {
         pf_log_error("SIGHUP ignored: %d generations still draining", MAX_GENS - 1);
+        answer_waiters(p, PF_CONTROL_BUSY, 0);
         return;
     }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    pf_sdnotify(msg);
     struct gen *g = calloc(1, sizeof(*g));
     struct pf_config *c = malloc(sizeof(*c));
     if (!g || !c) {
         free(g);
         free(c);
         pf_log_error("SIGHUP: out of memory; keeping the running configuration");
+        reload_failed(p, PF_CONTROL_NOMEM, ENOMEM);
         return;
     }
-    if (pf_config_load(c, p->config_path, err, sizeof(err)) < 0) {
+    int rc = pf_config_load(c, p->config_path, err, sizeof(err));
+    if (rc < 0) {
         pf_log_error("reload failed, keeping the running configuration: %s", err);
         free(g);
         free(c);
+        reload_failed(p, PF_CONTROL_CONFIG, (uint32_t)-rc);
         return;
     }
-    uint32_t n = pf_config_worker_count(c);
-    if (pf_listeners_open(&g->ls, c, n, &cur(p)->ls, err, sizeof(err)) < 0) {
+    uint32_t n = p->workers_override ? p->workers_override : pf_config_worker_count(c);
+    rc = pf_listeners_open(&g->ls, c, n, &cur(p)->ls, err, sizeof(err));
+    if (rc < 0) {
         pf_log_error("reload failed, keeping the running configuration: %s", err);
         free(g);
         free(c);
+        reload_failed(p, PF_CONTROL_LISTEN, (uint32_t)-rc);
+        return;
+    }
+    struct slot *slots = calloc(n, sizeof(*slots));
+    if (!slots) {
+        pf_listeners_close(&g->ls);
+        free(g);
+        free(c);
+        pf_log_error("SIGHUP: out of memory; keeping the running configuration");
+        reload_failed(p, PF_CONTROL_NOMEM, ENOMEM);
         return;
     }
     g->cfg = c;
     g->id = ++p->next_gen;
+    g->nslots = n;
     memmove(&p->gens[1], &p->gens[0], p->ngens * sizeof(p->gens[0]));
     p->gens[0] = g;
     p->ngens++;
@@ -378,16 +480,49 @@ static void reload(struct primary *p)
     p->reload_started_ms = now_ms();
     p->recycling = -1;
     pf_log_set_level(c->log_level);
-    resize_slots(p, n);
-    for (uint32_t s = 0; s < n; s++)
-        p->slots[s] = (struct slot){0};
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    char msg[96];
-    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-    pf_sdnotify(msg);
-    pf_log_info("SIGHUP: configuration reloaded; starting generation %u with %u workers", g->id, n);
+    free(p->slots);
+    p->slots = slots;
+    p->nslots = n;
+    pf_log_info("SIGHUP: configuration reloaded; starting generation %u with %u workers%s", g->id,
+                n, p->workers_override ? " (count set by -w or TTIN/TTOU)" : "");
+}
+
+/* The new generation cannot serve (a worker died before serving, or it did not serve
+ * within timeouts.worker): its workers go, the previous generation stays current and
+ * never stopped serving. */
+static void abandon_reload(struct primary *p, const char *why)
+{
+    assert(p->reloading && p->ngens >= 2);
+    struct gen *g = cur(p);
+    pf_log_error("reload failed: generation %u %s; generation %u keeps serving", g->id, why,
+                 p->gens[1]->id);
+    int64_t now = now_ms();
+    for (size_t i = 0; i < p->nprocs; i++) {
+        struct proc *w = &p->procs[i];
+        if (w->pid && w->gen == g->id) {
+            w->state = P_DRAINING;
+            w->drain_ms = now;
+            kill(w->pid, SIGTERM);
+        }
+    }
+    /* It stays in the list, behind the current one, until its workers are reaped. */
+    p->gens[0] = p->gens[1];
+    p->gens[1] = g;
+    pf_listeners_close(&g->ls);
+    p->reloading = false;
+    uint32_t n = cur(p)->nslots;
+    struct slot *slots = calloc(n, sizeof(*slots));
+    if (slots) {
+        free(p->slots);
+        p->slots = slots;
+        p->nslots = n;
+    } else {
+        /* Keep the larger table: slots past n are then treated as reduced (drained). */
+        pf_log_error("out of memory restoring the slot table");
+        p->nslots = n < p->nslots ? n : p->nslots;
+    }
+    pf_log_set_level(cur(p)->cfg->log_level);
+    reload_failed(p, PF_CONTROL_WORKERS, 0);
 }
 
 /* Once every slot of the current generation serves: drain whatever is older, finish a
@@ -430,6 +565,7 @@ static void promote(struct primary *p, int64_t now)
                     cur(p)->id, (long long)(now - p->reload_started_ms), drained,
                     drained == 1 ? "" : "s");
         pf_sdnotify("READY=1");
+        answer_waiters(p, PF_CONTROL_DONE, cur(p)->id);
     } else if (!p->announced_ready) {
         p->announced_ready = true;
         pf_log_info("all %u workers serving", p->nslots);
@@ -495,7 +631,13 @@ static void set_worker_count(struct primary *p, uint32_t n)
         return;
     }
     uint32_t old = p->nslots;
-    resize_slots(p, n);
+    if (resize_slots(p, n) < 0) {
+        pf_log_error("cannot change the worker count: out of memory");
+        if (pf_listeners_set_slots(&cur(p)->ls, old, err, sizeof(err)) < 0)
+            pf_log_error("cannot restore the listening sockets: %s", err);
+        return;
+    }
+    p->workers_override = n;
     pf_log_info("worker count %u -> %u", old, n);
     if (n < old) {
         int64_t now = now_ms();
@@ -528,6 +670,8 @@ static void reap(struct primary *p)
         else
             snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
         int64_t uptime = now - w->started_ms;
+        bool failed_reload =
+            p->reloading && !p->stopping && w->gen == cur(p)->id && w->state == P_STARTING;
         bool was_occupant = !p->stopping && w->gen == cur(p)->id && w->state != P_DRAINING &&
                             !w->retiring && w->slot < p->nslots;
         uint32_t slot = w->slot, gen = w->gen;
@@ -538,6 +682,13 @@ static void reap(struct primary *p)
             pf_counters_add(&p->board->cluster->retired[slot], &p->board->entries[w->board].c);
         pf_scoreboard_release(p->board, w->board);
         *w = (struct proc){0};
+        if (failed_reload) {
+            char why[160];
+            snprintf(why, sizeof(why), "worker slot %u pid %d %s before serving", slot, (int)pid,
+                     how);
+            abandon_reload(p, why);
+            continue;
+        }
         if (!was_occupant) {
             pf_log_info("worker slot %u pid %d (generation %u) %s", slot, (int)pid, gen, how);
             continue;
@@ -582,6 +733,18 @@ static void begin_stop(struct primary *p, int sig)
     pf_log_info("%s: %s stop, waiting up to %lld ms for workers", strsignal(sig),
                 graceful ? "graceful" : "fast", (long long)grace);
     pf_sdnotify("STOPPING=1");
+    answer_waiters(p, PF_CONTROL_STOPPING, 0);
+    /* The primary's copies of the listening sockets would keep accepting into queues
+     * that no worker will read once the workers have let go of theirs; a client would
+     * get a connection, then a reset at exit. The sockets stop taking connections now;
+     * the workers accept what is queued and close theirs; later connects are
+     * refused. */
+    for (size_t k = 0; k < p->ngens; k++) {
+        int rc = pf_listeners_refuse_new(&p->gens[k]->ls);
+        if (rc < 0)
+            pf_log_warn("cannot stop the listening sockets taking connections: %s", strerror(-rc));
+        pf_listeners_close(&p->gens[k]->ls);
+    }
     for (size_t i = 0; i < p->nprocs; i++)
         if (p->procs[i].pid)
             kill(p->procs[i].pid, graceful ? SIGQUIT : SIGTERM);
@@ -600,10 +763,24 @@ static void read_signals(struct primary *p)
         case SIGQUIT:
             begin_stop(p, (int)si.ssi_signo);
             break;
-        case SIGHUP:
-            if (!p->stopping)
+        case SIGHUP: {
+            bool asked = si.ssi_code == SI_QUEUE && si.ssi_int == PF_CONTROL_ASK;
+            if (asked && p->nwaiters < MAX_WAITERS)
+                p->waiters[p->nwaiters++] = (pid_t)si.ssi_pid;
+            if (p->stopping) {
+                answer_waiters(p, PF_CONTROL_STOPPING, 0);
+            } else if (p->reloading) {
+                /* One reload at a time: a second would start workers of a third
+                 * generation before the second has shown it can serve. The waiter is
+                 * answered with the outcome of the reload in progress. */
+                pf_log_warn("SIGHUP: generation %u is still starting; this reload waits for "
+                            "its outcome",
+                            cur(p)->id);
+            } else {
                 reload(p);
+            }
             break;
+        }
         case SIGUSR1:
             pf_log_info("SIGUSR1: reopening log files");
             if (cfg(p)->log_file[0] && pf_log_reopen(cfg(p)->log_file) < 0)
@@ -613,12 +790,11 @@ static void read_signals(struct primary *p)
                     kill(p->procs[i].pid, SIGUSR1);
             break;
         case SIGTTIN:
-            if (!p->stopping)
-                set_worker_count(p, p->nslots + 1);
-            break;
         case SIGTTOU:
-            if (!p->stopping)
-                set_worker_count(p, p->nslots - 1);
+            if (p->reloading)
+                pf_log_warn("%s ignored: a reload is in progress", strsignal((int)si.ssi_signo));
+            else if (!p->stopping)
+                set_worker_count(p, si.ssi_signo == SIGTTIN ? p->nslots + 1 : p->nslots - 1);
             break;
         default:
             pf_log_info("%s ignored", strsignal((int)si.ssi_signo));
@@ -668,7 +844,14 @@ static uint64_t rss_of(pid_t pid)
 static void tick(struct primary *p, int64_t now)
 {
     const struct pf_config *c = cfg(p);
-    bool all_fresh = true;
+    bool vouch = true;
+    if (p->reloading && now - p->reload_started_ms > (int64_t)c->worker_timeout_ms) {
+        char why[96];
+        snprintf(why, sizeof(why), "did not serve within timeouts.worker (%u ms)",
+                 c->worker_timeout_ms);
+        abandon_reload(p, why);
+        c = cfg(p);
+    }
     for (size_t i = 0; i < p->nprocs; i++) {
         struct proc *w = &p->procs[i];
         if (!w->pid)
@@ -676,17 +859,14 @@ static void tick(struct primary *p, int64_t now)
         int64_t beat =
             atomic_load_explicit(&p->board->entries[w->board].heartbeat_ms, memory_order_relaxed);
         int64_t age = now - beat;
-        /* An idle worker beats at least once a second; two seconds of silence means it
-         * is busy with one request or hung, and systemd is not told all is well. */
-        if (w->state != P_STARTING && age >= PF_HEARTBEAT_FRESH_MS)
-            all_fresh = false;
+        if (w->state != P_STARTING && !pf_primary_watchdog_vouches(age, c->worker_timeout_ms))
+            vouch = false;
         if (w->abort_ms) {
-            if (now - w->abort_ms >= 5000) {
+            if (now - w->abort_ms >= PF_ABORT_GRACE_MS) {
                 pf_log_error("worker slot %u pid %d ignored SIGABRT; SIGKILL", w->slot,
                              (int)w->pid);
                 kill(w->pid, SIGKILL);
             }
-            all_fresh = false;
             continue;
         }
         if (w->state != P_STARTING && age > (int64_t)c->worker_timeout_ms) {
@@ -695,7 +875,6 @@ static void tick(struct primary *p, int64_t now)
                          w->slot, (int)w->pid, (long long)age, c->worker_timeout_ms);
             kill(w->pid, SIGABRT);
             w->abort_ms = now;
-            all_fresh = false;
             continue;
         }
         if (w->state == P_DRAINING && now - w->drain_ms > (int64_t)c->shutdown_timeout_ms &&
@@ -735,18 +914,19 @@ static void tick(struct primary *p, int64_t now)
     }
     notify_status(p);
     /* WATCHDOG=1 vouches for the workers, not just for the primary's timer. */
-    if (p->watchdog_interval_ms && all_fresh && !degraded(p) &&
-        now - p->watchdog_sent_ms >= p->watchdog_interval_ms) {
+    if (p->watchdog_interval_ms && vouch && now - p->watchdog_sent_ms >= p->watchdog_interval_ms) {
         pf_sdnotify("WATCHDOG=1");
         p->watchdog_sent_ms = now;
     }
 }
 
+/* Returns 0 after a stop, negative errno when the primary itself failed. */
 static int supervise(struct primary *p)
 {
     struct pollfd *pfds = NULL;
     struct proc **which = NULL;
     size_t cap = 0;
+    int rc = 0;
     for (;;) {
         int64_t now = now_ms();
         int64_t timeout = 1000 - (now - p->last_tick_ms);
@@ -761,12 +941,12 @@ static int supervise(struct primary *p)
                     continue;
                 struct slot *sl = &p->slots[s];
                 if (sl->respawn_at_ms <= now) {
-                    int rc = spawn(p, s, false);
-                    if (rc < 0) {
+                    int err = spawn(p, s, false);
+                    if (err < 0) {
                         sl->backoff_ms = pf_primary_backoff(sl->backoff_ms, 0, 1);
                         sl->respawn_at_ms = now + sl->backoff_ms;
                         pf_log_error("fork for slot %u failed: %s; retrying in %u ms", s,
-                                     strerror(-rc), sl->backoff_ms);
+                                     strerror(-err), sl->backoff_ms);
                     } else {
                         continue;
                     }
@@ -804,8 +984,11 @@ static int supervise(struct primary *p)
                 pfds = np;
             if (nw)
                 which = nw;
-            if (!np || !nw)
+            if (!np || !nw) {
+                pf_log_error("out of memory for the poll set");
+                rc = -ENOMEM;
                 break;
+            }
         }
         nfds_t n = 0;
         pfds[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
@@ -817,6 +1000,7 @@ static int supervise(struct primary *p)
         }
         int r = poll(pfds, n, (int)(timeout < 0 ? 0 : timeout));
         if (r < 0 && errno != EINTR) {
+            rc = -errno;
             pf_log_error("poll: %s", strerror(errno));
             break;
         }
@@ -830,7 +1014,7 @@ static int supervise(struct primary *p)
     }
     free(pfds);
     free(which);
-    return 0;
+    return rc;
 }
 
 static void write_pid_file(const char *path)
@@ -844,9 +1028,12 @@ static void write_pid_file(const char *path)
     fclose(f);
 }
 
-int pf_primary_run(const struct pf_config *config, const char *config_path, uint32_t nworkers)
+int pf_primary_run(const struct pf_config *config, const char *config_path,
+                   uint32_t workers_override)
 {
+    uint32_t nworkers = workers_override ? workers_override : pf_config_worker_count(config);
     struct primary p = {.config_path = config_path,
+                        .workers_override = workers_override,
                         .sigfd = -1,
                         .pid = getpid(),
                         .recycling = -1,
@@ -889,20 +1076,33 @@ int pf_primary_run(const struct pf_config *config, const char *config_path, uint
         pf_log_error("cannot map the scoreboard");
         goto fail;
     }
-    resize_slots(&p, nworkers);
+    if (resize_slots(&p, nworkers) < 0) {
+        pf_log_error("out of memory for %u worker slots", nworkers);
+        goto fail;
+    }
     atomic_store(&p.board->cluster->primary_pid, getpid());
     atomic_store(&p.board->cluster->started_ms, now_ms());
     atomic_store(&p.board->cluster->configured, nworkers);
     const char *wd = getenv("WATCHDOG_USEC");
     const char *wd_pid = getenv("WATCHDOG_PID");
-    if (wd && (!wd_pid || (pid_t)atol(wd_pid) == getpid()))
+    if (wd && (!wd_pid || (pid_t)atol(wd_pid) == getpid())) {
         p.watchdog_interval_ms = atoll(wd) / 2000;
+        char why[256];
+        if (pf_primary_watchdog_check((uint64_t)atoll(wd), c->worker_timeout_ms, why, sizeof(why)) <
+            0)
+            pf_log_warn("%s", why);
+        else
+            pf_log_info("%s", why);
+    }
     if (c->pid_file[0])
         write_pid_file(c->pid_file);
     p.last_tick_ms = now_ms();
     pf_log_info("starting %u worker%s", nworkers, nworkers == 1 ? "" : "s");
-    if (supervise(&p) == 0)
+    int rc = supervise(&p);
+    if (rc == 0)
         status = 0;
+    else
+        pf_log_error("the primary failed: %s; its workers exit with it", strerror(-rc));
     if (cur(&p)->cfg->pid_file[0])
         unlink(cur(&p)->cfg->pid_file);
     pf_log_info("stopped");

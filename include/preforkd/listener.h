@@ -39,6 +39,10 @@ int pf_listeners_set_slots(struct pf_listeners *ls, uint32_t nslots, char *err, 
 size_t pf_listeners_for_slot(const struct pf_listeners *ls, uint32_t slot, int *out);
 /* The port actually bound for address i (useful with port 0). */
 int pf_listeners_port(const struct pf_listeners *ls, size_t i);
+/* For a final stop: the sockets accept no new connection from now on (those already in
+ * the accept queues can still be accepted); once closed, connects are refused. Never a
+ * connection accepted by the kernel that no worker will take. */
+int pf_listeners_refuse_new(const struct pf_listeners *ls);
 void pf_listeners_close(struct pf_listeners *ls);
 
 #endif

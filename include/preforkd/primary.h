@@ -2,6 +2,7 @@
 #define PREFORKD_PRIMARY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -16,10 +17,21 @@
  * never turns the primary into a fork loop and the service never gives up. */
 uint32_t pf_primary_backoff(uint32_t previous_ms, int64_t uptime_ms, uint32_t min_uptime_ms);
 
+/* Whether the primary may send systemd WATCHDOG=1 while a worker's heartbeat is this
+ * old: yes while it is fresh or the primary's own escalation for it (SIGABRT at
+ * worker_timeout, SIGKILL later) is still under way. */
+bool pf_primary_watchdog_vouches(int64_t heartbeat_age_ms, uint32_t worker_timeout_ms);
+/* Checks systemd's WATCHDOG_USEC against the primary's cadence and the worker timeout:
+ * 0 with a description of how they work together, or -EINVAL with why they cannot,
+ * written into why. */
+int pf_primary_watchdog_check(uint64_t watchdog_usec, uint32_t worker_timeout_ms, char *why,
+                              size_t cap);
+
 /* Binds (or takes systemd's sockets), forks the workers and supervises them until
  * SIGTERM/SIGINT (fast stop) or SIGQUIT (graceful stop); SIGHUP re-reads config_path
  * (NULL: nothing to reload) and replaces the workers without dropping a connection.
+ * workers_override (from -w; 0 for none) outranks the file's `workers:` across reloads.
  * Returns the process exit status. */
-int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t nworkers);
+int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t workers_override);
 
 #endif

@@ -206,12 +206,26 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
         }
         /* PF_TEST_VALGRIND=1: the daemon runs under memcheck; workers are forked, so
          * they are checked too. Any error is marked in the log for daemon_stop. */
-        if (getenv("PF_TEST_VALGRIND"))
-            execlp("valgrind", "valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
-                   "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
-                   "--error-markers=VALGRIND-ERROR,VALGRIND-ERROR-END", PF_TEST_BINARY, "-c",
-                   d->conf, (char *)NULL);
-        execl(PF_TEST_BINARY, PF_TEST_BINARY, "-c", d->conf, (char *)NULL);
+        const char *argv[32];
+        size_t n = 0;
+        if (getenv("PF_TEST_VALGRIND")) {
+            static const char *const vg[] = {"valgrind",
+                                             "--quiet",
+                                             "--error-exitcode=99",
+                                             "--leak-check=full",
+                                             "--errors-for-leak-kinds=definite",
+                                             "--show-leak-kinds=definite",
+                                             "--error-markers=VALGRIND-ERROR,VALGRIND-ERROR-END"};
+            for (size_t i = 0; i < sizeof(vg) / sizeof(vg[0]); i++)
+                argv[n++] = vg[i];
+        }
+        argv[n++] = PF_TEST_BINARY;
+        argv[n++] = "-c";
+        argv[n++] = d->conf;
+        for (const char *const *a = opts->args; a && *a && n < 31; a++)
+            argv[n++] = *a;
+        argv[n] = NULL;
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     long long deadline = now_ms() + (getenv("PF_TEST_VALGRIND") ? 60000 : 10000);

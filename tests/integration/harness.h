@@ -25,6 +25,7 @@ struct daemon_opts {
     const char *const *env; /* "NAME=VALUE" entries added to the daemon's environment */
     int listen_fd;          /* >= 0: passed as fd 3 with LISTEN_FDS=1 and LISTEN_PID */
     const char *wait_for;   /* log line that means started (default: all workers serving) */
+    const char *const *args; /* more command-line arguments, NULL-terminated */
 };
 void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
                        const struct daemon_opts *opts);

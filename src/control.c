@@ -1,0 +1,188 @@
+#include "preforkd/control.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "preforkd/config.h"
+
+static const char *const outcome_text[PF_CONTROL_OUTCOMES] = {
+    [PF_CONTROL_DONE] = "the new generation serves",
+    [PF_CONTROL_CONFIG] = "the configuration file did not load",
+    [PF_CONTROL_LISTEN] = "a listening socket could not be opened",
+    [PF_CONTROL_WORKERS] = "a worker of the new generation died or did not serve in time; "
+                           "the old workers keep serving",
+    [PF_CONTROL_BUSY] = "a reload is already in progress",
+    [PF_CONTROL_STOPPING] = "the daemon is stopping",
+    [PF_CONTROL_NOMEM] = "the primary ran out of memory",
+    [PF_CONTROL_NOFILE] = "the daemon runs on built-in defaults: no file to re-read",
+};
+
+const char *pf_control_outcome_text(enum pf_control_outcome o)
+{
+    return (unsigned)o < PF_CONTROL_OUTCOMES ? outcome_text[o] : "unknown outcome";
+}
+
+static int parse_pid(const char *text, pid_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || (*end && *end != '\n') || v <= 1 || v > 0x3fffffff)
+        return -EINVAL;
+    *out = (pid_t)v;
+    return 0;
+}
+
+static int pid_from_file(const char *path, pid_t *out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    char line[32];
+    int rc = fgets(line, sizeof(line), f) ? parse_pid(line, out) : -EINVAL;
+    fclose(f);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
+                 "\n"
+                 "Validates FILE (default " PF_DEFAULT_CONFIG "), asks the running primary to\n"
+                 "reload it and waits until the new workers serve (exit 0) or the reload\n"
+                 "failed (exit 1). The primary is --pid, else $MAINPID (systemd's ExecReload=),\n"
+                 "else the pid_file the configuration names. T defaults to 90s.\n");
+}
+
+int pf_control_reload_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"pid", required_argument, NULL, 'p'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = PF_DEFAULT_CONFIG, *pid_arg = NULL;
+    uint64_t timeout_ms = 90000;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'p':
+            pid_arg = optarg;
+            break;
+        case 'T':
+            if (pf_config_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
+                fprintf(stderr, "preforkd reload: --timeout: expected a duration such as 30s\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "preforkd reload: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    /* The primary re-reads the same file; a file that does not load is reported here,
+     * with its line and column, and the daemon is left alone. */
+    struct pf_config cfg;
+    char err[512];
+    if (pf_config_load(&cfg, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\npreforkd reload: configuration invalid; nothing was reloaded\n", err);
+        return 1;
+    }
+    pid_t pid = 0;
+    const char *from = pid_arg ? "--pid" : getenv("MAINPID") ? "$MAINPID" : cfg.pid_file;
+    int rc = -ENOENT;
+    if (pid_arg)
+        rc = parse_pid(pid_arg, &pid);
+    else if (getenv("MAINPID"))
+        rc = parse_pid(getenv("MAINPID"), &pid);
+    else if (cfg.pid_file[0])
+        rc = pid_from_file(cfg.pid_file, &pid);
+    else
+        from = NULL;
+    if (!from) {
+        fprintf(stderr,
+                "preforkd reload: cannot tell which process is the primary: give --pid, "
+                "or set pid_file in %s\n",
+                path);
+        return 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "preforkd reload: no primary pid from %s: %s\n", from, strerror(-rc));
+        return 1;
+    }
+
+    /* Blocked before asking, so the answer waits in the queue however fast it comes. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, PF_CONTROL_REPLY_SIGNAL);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+        perror("preforkd reload: sigprocmask");
+        return 1;
+    }
+    if (sigqueue(pid, SIGHUP, (union sigval){.sival_int = PF_CONTROL_ASK}) < 0) {
+        fprintf(stderr, "preforkd reload: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
+        return 1;
+    }
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t waited =
+            (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= (int64_t)timeout_ms) {
+            fprintf(stderr, "preforkd reload: no outcome from pid %d within %llu ms\n", (int)pid,
+                    (unsigned long long)timeout_ms);
+            return 1;
+        }
+        /* Short waits, so a primary that dies meanwhile is noticed. */
+        struct timespec slice = {0, 200 * 1000000L};
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &slice);
+        if (sig < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                perror("preforkd reload: sigtimedwait");
+                return 1;
+            }
+            if (kill(pid, 0) < 0 && errno == ESRCH) {
+                fprintf(stderr, "preforkd reload: pid %d exited before answering\n", (int)pid);
+                return 1;
+            }
+            continue;
+        }
+        if (si.si_pid != pid || si.si_code != SI_QUEUE)
+            continue;
+        int reply = si.si_value.sival_int;
+        enum pf_control_outcome o = pf_control_outcome_of(reply);
+        uint32_t detail = pf_control_detail_of(reply);
+        if (o == PF_CONTROL_DONE) {
+            printf("preforkd reload: generation %u serves (pid %d)\n", detail, (int)pid);
+            return 0;
+        }
+        if ((o == PF_CONTROL_LISTEN || o == PF_CONTROL_CONFIG) && detail)
+            fprintf(stderr, "preforkd reload: failed: %s: %s (the daemon's log has details)\n",
+                    pf_control_outcome_text(o), strerror((int)detail));
+        else
+            fprintf(stderr, "preforkd reload: failed: %s (the daemon's log has details)\n",
+                    pf_control_outcome_text(o));
+        return 1;
+    }
+}
