@@ -92,6 +92,12 @@ int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint
         ls->activated = true;
         for (size_t i = 0; i < prev->naddrs; i++) {
             ls->fds[i] = dup(prev->fds[i]);
+            if (ls->fds[i] < 0) {
+                int e = errno;
+                snprintf(err, errlen, "cannot share socket %s: %s", prev->texts[i], strerror(e));
+                pf_listeners_close(ls);
+                return -e;
+            }
             memcpy(ls->texts[i], prev->texts[i], sizeof(ls->texts[i]));
         }
         return 0;
@@ -126,7 +132,12 @@ int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint
                     rc = -errno;
                     goto fail;
                 }
-                listen(fd, (int)cfg->backlog); /* applies a changed backlog */
+                /* listen() again applies a changed backlog. */
+                if (listen(fd, (int)cfg->backlog) < 0) {
+                    rc = -errno;
+                    close(fd);
+                    goto fail;
+                }
             } else {
                 /* SO_REUSEPORT lets a second daemon of the same user join a port and
                  * silently take part of its traffic; binding once without it first

@@ -113,20 +113,26 @@ static void conn_close(struct worker *w, struct pf_conn *c)
     atomic_store_explicit(&w->board->connections, w->nconns, memory_order_relaxed);
 }
 
-static void set_accepting(struct worker *w, bool on)
+/* Watches (or stops watching) the slot's listening sockets. A socket that cannot be
+ * added leaves accepting paused, and the next tick tries again. */
+static int set_accepting(struct worker *w, bool on)
 {
+    int rc = 0;
     for (size_t i = 0; i < w->nlisten; i++) {
         if (on) {
             /* EPOLLEXCLUSIVE wakes one waiting worker per new connection instead of all:
              * no thundering herd on a shared socket, harmless on a per-slot one. */
             struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
                                      .data.ptr = &w->listeners[i]};
-            epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev);
-        } else {
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0 && errno != EEXIST)
+                rc = -errno;
+        } else if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL) < 0 &&
+                   errno != ENOENT) {
+            rc = -errno;
         }
     }
-    w->accept_paused = !on;
+    w->accept_paused = !on || rc < 0;
+    return rc;
 }
 
 /* Over the connection cap: a 503 built like every other answer (Date included), sent
@@ -178,7 +184,8 @@ static void accept_ready(struct worker *w, int lfd)
                             strerror(errno), w->nconns);
                 w->resource_warned_ms = w->ctx.now_ms;
             }
-            set_accepting(w, false);
+            if (set_accepting(w, false) < 0)
+                pf_log_warn("cannot pause accepting: %s", strerror(errno));
             return;
         }
         if (w->nconns >= w->cfg->limits.connections) {
@@ -222,11 +229,14 @@ static void set_cover(struct worker *w, uint32_t slot, bool on)
         return;
     for (size_t i = 0; i < ls->naddrs; i++) {
         struct ev_source *src = &w->cover_src[slot * ls->naddrs + i];
-        if (on) {
-            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = src};
-            epoll_ctl(w->epfd, EPOLL_CTL_ADD, src->fd, &ev);
-        } else {
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = src};
+        if (epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, src->fd, on ? &ev : NULL) < 0 &&
+            errno != (on ? EEXIST : ENOENT)) {
+            /* Covering is help for a neighbour: failing to give it costs no connection of
+             * ours, and the slot's own queue waits for its next worker. */
+            pf_log_warn("cannot %s covering slot %u: %s", on ? "start" : "stop", slot,
+                        strerror(errno));
+            return;
         }
     }
     w->covering[slot] = on;
@@ -247,7 +257,8 @@ static void start_drain(struct worker *w)
     w->env.draining = true;
     w->drain_deadline_ms = w->ctx.now_ms + w->cfg->shutdown_timeout_ms;
     atomic_store(&w->board->state, PF_WSTATE_DRAINING);
-    set_accepting(w, false);
+    if (set_accepting(w, false) < 0)
+        pf_log_warn("cannot stop watching the listening sockets: %s", strerror(errno));
     for (size_t i = 0; i < w->nlisten; i++)
         close(w->listeners[i].fd);
     w->nlisten = 0;
@@ -309,8 +320,12 @@ static void tick(struct worker *w)
     w->requests_at_tick = w->env.requests;
     if (w->access_log)
         pf_access_log_flush(w->access_log);
-    if (w->accept_paused && !w->env.draining)
-        set_accepting(w, true);
+    if (w->accept_paused && !w->env.draining) {
+        int rc = set_accepting(w, true);
+        if (rc < 0)
+            pf_log_warn("cannot watch the listening sockets: %s; retrying in a second",
+                        strerror(-rc));
+    }
     for (struct pf_conn *c = w->live, *next; c; c = next) {
         next = c->next;
         if (pf_conn_on_tick(c, &w->env) == PF_CONN_CLOSE)
@@ -418,8 +433,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
         w->listeners[i].fd = listen_fds[i];
     }
     w->nlisten = nlisten;
-    set_accepting(w, true);
-    return 0;
+    return set_accepting(w, true);
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
