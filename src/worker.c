@@ -56,7 +56,9 @@ struct worker {
     struct pf_conn_env env;
     struct pf_board_entry *board;
     bool reopen_log;
+#ifdef PF_FAULT_INJECTION
     bool fault_alloc;
+#endif
     uint64_t requests_at_tick;
     struct pf_access_log *access_log;
     /* Other slots' sockets (reuseport), watched only while covering for that slot. */
@@ -67,8 +69,10 @@ struct worker {
 
 static struct pf_conn *conn_get(struct worker *w)
 {
+#ifdef PF_FAULT_INJECTION
     if (w->fault_alloc)
         return NULL; /* PREFORKD_FAULT=conn-alloc-fails: as if malloc had failed */
+#endif
     if (!w->free_list) {
         /* Connections are recycled, never freed: a batch is allocated only when more
          * are open at once than ever before in this worker. */
@@ -347,15 +351,25 @@ static void refresh_clock(struct worker *w)
     pf_board_heartbeat(w->board, w->ctx.now_ms, w->env.requests);
 }
 
-/* Fault injection for the tests: PREFORKD_FAULT=exit-at-start:SLOT makes that slot's
- * workers exit with status 3 before serving; PREFORKD_FAULT=conn-alloc-fails makes every
- * connection allocation fail. */
+#ifdef PF_FAULT_INJECTION
+/* Fault injection, compiled only into the test daemon (preforkd-test, built with
+ * PF_FAULT_INJECTION), never into the installed preforkd, where an environment variable
+ * must not be able to crash a production worker. PREFORKD_FAULT=exit-at-start:SLOT makes
+ * that slot's workers exit with status 3 before serving; PREFORKD_FAULT=conn-alloc-fails
+ * makes every connection allocation fail. */
 static bool fault_exit_at_start(uint32_t slot)
 {
     const char *f = getenv("PREFORKD_FAULT");
     unsigned target;
     return f && sscanf(f, "exit-at-start:%u", &target) == 1 && target == slot;
 }
+
+static bool fault_conn_alloc(void)
+{
+    const char *f = getenv("PREFORKD_FAULT");
+    return f && strcmp(f, "conn-alloc-fails") == 0;
+}
+#endif
 
 static int pin_cpu(uint32_t slot)
 {
@@ -449,18 +463,21 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     snprintf(comm, sizeof(comm), "preforkd-w%u", slot);
     prctl(PR_SET_NAME, comm);
 
+#ifdef PF_FAULT_INJECTION
     if (fault_exit_at_start(slot)) {
         pf_log_error("PREFORKD_FAULT: exiting at start");
         return 3;
     }
+#endif
     if (cfg->affinity_auto && pin_cpu(slot) < 0)
         pf_log_warn("could not pin to a CPU: %s", strerror(errno));
     if (drop_privileges(cfg) < 0)
         return 1;
 
     struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .board = board};
-    const char *fault = getenv("PREFORKD_FAULT");
-    w.fault_alloc = fault && strcmp(fault, "conn-alloc-fails") == 0;
+#ifdef PF_FAULT_INJECTION
+    w.fault_alloc = fault_conn_alloc();
+#endif
     w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);

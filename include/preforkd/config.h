@@ -7,10 +7,10 @@
 #include <sys/socket.h>
 
 #include "preforkd/log.h"
+#include "preforkd/paths.h" /* PF_DEFAULT_CONFIG */
 
-#define PF_MAX_LISTEN     16
-#define PF_DEFAULT_CONFIG "/etc/preforkd/preforkd.yaml"
-#define PF_MAX_WORKERS    1024
+#define PF_MAX_LISTEN  16
+#define PF_MAX_WORKERS 1024
 
 enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FIXED };
 enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
@@ -70,7 +70,7 @@ void pf_config_defaults(struct pf_config *cfg);
 /* Loads and validates a YAML file over the defaults. On failure returns a negative errno
  * and writes "FILE:LINE:COLUMN: message" into err. */
 int pf_config_load(struct pf_config *cfg, const char *path, char *err, size_t errlen);
-/* The command-line rule: *path if given, else /etc/preforkd/preforkd.yaml if it exists
+/* The command-line rule: *path if given, else PF_DEFAULT_CONFIG if it exists
  * (*path is then set to it), else the built-in defaults (*path stays NULL). */
 int pf_config_load_default(struct pf_config *cfg, const char **path, char *err, size_t errlen);
 /* Same, from a buffer; `name` stands in for the file name in messages. */

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* A real preforkd process started from the built binary on a free loopback port. */
+/* A real preforkd process started from the built binary PF_TEST_BINARY on a free loopback
+ * port: preforkd-test, which has the PREFORKD_FAULT hooks (test_shipped: preforkd). */
 struct daemon {
     pid_t pid;
     int port;
