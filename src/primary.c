@@ -99,6 +99,9 @@ struct primary {
     /* `preforkd reload` commands waiting for the outcome of the reload in progress. */
     pid_t waiters[MAX_WAITERS];
     size_t nwaiters;
+#ifdef PF_FAULT_INJECTION
+    bool fault_poll, fault_armed;
+#endif
     char last_status[200];
 };
 
@@ -797,6 +800,9 @@ static void read_signals(struct primary *p)
                 set_worker_count(p, si.ssi_signo == SIGTTIN ? p->nslots + 1 : p->nslots - 1);
             break;
         default:
+#ifdef PF_FAULT_INJECTION
+            p->fault_armed = si.ssi_signo == SIGUSR2;
+#endif
             pf_log_info("%s ignored", strsignal((int)si.ssi_signo));
         }
     }
@@ -999,6 +1005,14 @@ static int supervise(struct primary *p)
             }
         }
         int r = poll(pfds, n, (int)(timeout < 0 ? 0 : timeout));
+#ifdef PF_FAULT_INJECTION
+        /* PREFORKD_FAULT=primary-poll-fails (test daemon only): poll fails after a
+         * SIGUSR2, to show that a failing primary exits non-zero. */
+        if (p->fault_poll && p->fault_armed) {
+            r = -1;
+            errno = EIO;
+        }
+#endif
         if (r < 0 && errno != EINTR) {
             rc = -errno;
             pf_log_error("poll: %s", strerror(errno));
@@ -1094,6 +1108,10 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         else
             pf_log_info("%s", why);
     }
+#ifdef PF_FAULT_INJECTION
+    const char *fault = getenv("PREFORKD_FAULT");
+    p.fault_poll = fault && strcmp(fault, "primary-poll-fails") == 0;
+#endif
     if (c->pid_file[0])
         write_pid_file(c->pid_file);
     p.last_tick_ms = now_ms();

@@ -272,6 +272,38 @@ static void test_graceful_stop_refuses_new_connections(void **state)
     printf("stop: %d connects refused, %d answered\n", refused, answered);
 }
 
+/* A primary that fails (here poll, by fault injection) exits non-zero, so that systemd's
+ * Restart=on-failure restarts it, and its workers go with it. */
+static void test_failing_primary_exits_non_zero(void **state)
+{
+    (void)state;
+    const char *env[] = {"PREFORKD_FAULT=primary-poll-fails", NULL};
+    struct daemon_opts o = {.listen_fd = -1, .env = env};
+    struct daemon d;
+    daemon_start_opts(&d, NULL, 2, &o);
+    pid_t w[64];
+    int n = daemon_workers(&d, w, 64);
+    assert_int_equal(n, 2);
+    int st = daemon_signal_and_wait(&d, SIGUSR2, 20000); /* arms the fault */
+    if (st < 0) {
+        daemon_dump_log(&d);
+        kill(d.pid, SIGKILL);
+        fail_msg("the primary did not exit");
+    }
+    assert_true(WIFEXITED(st));
+    assert_int_not_equal(WEXITSTATUS(st), 0);
+    /* No worker outlives it: they see their IPC sockets close. */
+    long long deadline = now_ms() + 10000;
+    int alive = n;
+    while (alive > 0 && now_ms() < deadline) {
+        alive = 0;
+        for (int i = 0; i < n; i++)
+            alive += pid_alive(w[i]);
+        sleep_ms(20);
+    }
+    assert_int_equal(alive, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_worker_count_set_by_ttin_survives_reload),
         cmocka_unit_test(test_worker_count_from_command_line_survives_reload),
         cmocka_unit_test(test_graceful_stop_refuses_new_connections),
+        cmocka_unit_test(test_failing_primary_exits_non_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
