@@ -1,11 +1,12 @@
 #include "preforkd/config.h"
 
+#include "preforkd/cpu.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,19 +152,6 @@ int pf_config_parse_listen(const char *text, struct pf_listen_addr *out)
     return 0;
 }
 
-uint32_t pf_config_usable_cpus(void)
-{
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    uint32_t n = online > 0 ? (uint32_t)online : 1;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        int allowed = CPU_COUNT(&set);
-        if (allowed > 0 && (uint32_t)allowed < n)
-            n = (uint32_t)allowed;
-    }
-    return n;
-}
-
 uint32_t pf_config_worker_count(const struct pf_config *cfg)
 {
     uint32_t n;
@@ -172,10 +160,10 @@ uint32_t pf_config_worker_count(const struct pf_config *cfg)
         n = cfg->workers;
         break;
     case PF_WORKERS_AUTO_MINUS_ONE:
-        n = pf_config_usable_cpus() - 1;
+        n = pf_cpu_usable() - 1;
         break;
     default:
-        n = pf_config_usable_cpus();
+        n = pf_cpu_usable();
     }
     if (n < 1)
         n = 1;

@@ -4,8 +4,14 @@
 #include <stdlib.h>
 
 #include "preforkd/metrics.h"
+#include "preforkd/procfs.h"
 #include <stdio.h>
 #include <unistd.h>
+
+static int self_memory(struct pf_memory *out)
+{
+    return pf_procfs_statm(0, out);
+}
 
 void pf_handler_ctx_init(struct pf_handler_ctx *ctx, pid_t pid, int64_t start_ms,
                          uint64_t sum_iterations, uint64_t heavy_iterations)
@@ -17,7 +23,7 @@ void pf_handler_ctx_init(struct pf_handler_ctx *ctx, pid_t pid, int64_t start_ms
     ctx->sum_iterations = sum_iterations;
     ctx->heavy_iterations = heavy_iterations;
     ctx->memory_sampled_ms = -1;
-    ctx->sample_memory = pf_handlers_read_memory;
+    ctx->sample_memory = self_memory;
     pf_response_cache_tick(&ctx->responses, time(NULL));
 }
 
@@ -38,27 +44,6 @@ uint64_t pf_handlers_sum(uint64_t n)
         __asm__ volatile("" : "+r"(sum));
     }
     return sum;
-}
-
-int pf_handlers_read_memory(struct pf_memory *out)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return -1;
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    out->virt = size * page;
-    out->rss = resident * page;
-    out->shared = shared * page;
-    return 0;
 }
 
 static bool cluster_degraded(const struct pf_handler_ctx *ctx)

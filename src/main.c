@@ -7,6 +7,7 @@
 
 #include "preforkd/config.h"
 #include "preforkd/control.h"
+#include "preforkd/cpu.h"
 #include "preforkd/log.h"
 #include "preforkd/primary.h"
 #include "preforkd/status.h"
@@ -113,6 +114,6 @@ int main(int argc, char **argv)
         return 1;
     }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
-                path ? path : "(built-in defaults)", pf_config_usable_cpus());
+                path ? path : "(built-in defaults)", pf_cpu_usable());
     return pf_primary_run(&cfg, path, override);
 }

@@ -2,10 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
-#include <sched.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,7 +17,11 @@
 #include "preforkd/accesslog.h"
 #include "preforkd/clock.h"
 #include "preforkd/conn.h"
+#include "preforkd/cpu.h"
 #include "preforkd/handlers.h"
+#include "preforkd/ipc.h"
+#include "preforkd/privdrop.h"
+#include "preforkd/procfs.h"
 #include "preforkd/log.h"
 
 enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL };
@@ -299,16 +300,20 @@ static void handle_ipc(struct worker *w)
 {
     for (;;) {
         struct pf_ipc_msg msg;
-        ssize_t n = recv(w->ipc.fd, &msg, sizeof(msg), MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof(msg)) {
+        int rc = pf_ipc_recv(w->ipc.fd, &msg);
+        if (rc == 1) {
             if (msg.type == PF_IPC_COVER || msg.type == PF_IPC_UNCOVER)
                 set_cover(w, msg.slot, msg.type == PF_IPC_COVER);
             continue;
         }
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            pf_log_warn("primary went away; exiting");
-            w->stop = true;
+        if (rc == -EAGAIN)
+            return;
+        if (rc == -EBADMSG) {
+            pf_log_warn("malformed message from the primary; ignored");
+            continue;
         }
+        pf_log_warn("primary went away; exiting");
+        w->stop = true;
         return;
     }
 }
@@ -317,7 +322,7 @@ static void tick(struct worker *w)
 {
     w->last_tick_ms = w->ctx.now_ms;
     struct pf_memory mem;
-    if (pf_handlers_read_memory(&mem) == 0)
+    if (pf_procfs_statm(0, &mem) == 0)
         atomic_store_explicit(&w->board->rss, mem.rss, memory_order_relaxed);
     atomic_store_explicit(&w->board->rps, w->env.requests - w->requests_at_tick,
                           memory_order_relaxed);
@@ -371,55 +376,6 @@ static bool fault_conn_alloc(void)
 }
 #endif
 
-static int pin_cpu(uint32_t slot)
-{
-    cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
-        return -errno;
-    int count = CPU_COUNT(&allowed), want = (int)(slot % (uint32_t)count);
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
-            continue;
-        CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
-        if (sched_setaffinity(0, sizeof(one), &one) < 0)
-            return -errno;
-        pf_log_debug("pinned to CPU %d", cpu);
-        return 0;
-    }
-    return -EINVAL;
-}
-
-static int drop_privileges(const struct pf_config *cfg)
-{
-    if (geteuid() != 0 || (!cfg->user[0] && !cfg->group[0]))
-        return 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    if (cfg->user[0]) {
-        struct passwd *pw = getpwnam(cfg->user);
-        if (!pw) {
-            pf_log_error("user '%s' does not exist", cfg->user);
-            return -ENOENT;
-        }
-        uid = pw->pw_uid;
-        gid = pw->pw_gid;
-    }
-    if (cfg->group[0]) {
-        struct group *gr = getgrnam(cfg->group);
-        if (!gr) {
-            pf_log_error("group '%s' does not exist", cfg->group);
-            return -ENOENT;
-        }
-        gid = gr->gr_gid;
-    }
-    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || (cfg->user[0] && setuid(uid) < 0)) {
-        pf_log_error("cannot drop privileges to %s:%s: %s", cfg->user, cfg->group, strerror(errno));
-        return -EPERM;
-    }
-    return 0;
-}
-
 static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ipc_fd)
 {
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -469,10 +425,18 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         return 3;
     }
 #endif
-    if (cfg->affinity_auto && pin_cpu(slot) < 0)
-        pf_log_warn("could not pin to a CPU: %s", strerror(errno));
-    if (drop_privileges(cfg) < 0)
+    if (cfg->affinity_auto) {
+        int cpu = pf_cpu_pin_nth(slot);
+        if (cpu < 0)
+            pf_log_warn("could not pin to a CPU: %s", strerror(-cpu));
+        else
+            pf_log_debug("pinned to CPU %d", cpu);
+    }
+    char err[256];
+    if (pf_privdrop(cfg->user, cfg->group, err, sizeof(err)) < 0) {
+        pf_log_error("%s", err);
         return 1;
+    }
 
     struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .board = board};
 #ifdef PF_FAULT_INJECTION
@@ -516,9 +480,11 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         return 1;
     }
     atomic_store(&board->state, PF_WSTATE_SERVING);
-    char ready = PF_IPC_READY;
-    if (send(ipc_fd, &ready, 1, MSG_NOSIGNAL) != 1)
+    rc = pf_ipc_send(ipc_fd, PF_IPC_READY, slot);
+    if (rc < 0) {
+        pf_log_error("cannot tell the primary that this worker serves: %s", strerror(-rc));
         return 1;
+    }
     pf_log_debug("serving");
 
     struct epoll_event events[MAX_EVENTS];

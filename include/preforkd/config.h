@@ -84,9 +84,8 @@ int pf_config_parse_duration_ms(const char *text, uint64_t *out);
 /* "512", "8k", "8KiB", "16KB", "1M", "1MiB", "1G": binary multiples. */
 int pf_config_parse_size(const char *text, uint64_t *out);
 
-/* Workers to run: the configured count, or the CPUs this process may run on
- * (online CPUs capped by the affinity mask), minus one for auto-1, at least 1. */
+/* Workers to run: the configured count, or pf_cpu_usable() (online CPUs capped by the
+ * affinity mask), minus one for auto-1, at least 1. */
 uint32_t pf_config_worker_count(const struct pf_config *cfg);
-uint32_t pf_config_usable_cpus(void);
 
 #endif

@@ -6,15 +6,10 @@
 
 #include "preforkd/buf.h"
 #include "preforkd/http.h"
+#include "preforkd/procfs.h"
 #include "preforkd/response.h"
 #include "preforkd/router.h"
 #include "preforkd/stats.h"
-
-struct pf_memory {
-    uint64_t rss;
-    uint64_t virt;
-    uint64_t shared;
-};
 
 /* Per-worker state the handlers read: identity, clocks, route work sizes and the
  * once-a-second memory sample. Owned by the worker; no fds. */
@@ -44,7 +39,6 @@ void pf_handler_ctx_tick(struct pf_handler_ctx *ctx, int64_t now_ms, time_t wall
 
 /* sum of 0..n-1, computed by really looping: this is the seed's CPU-bound work. */
 uint64_t pf_handlers_sum(uint64_t n);
-int pf_handlers_read_memory(struct pf_memory *out);
 
 /* What an answer was, for the counters and the access log. A large body (/metrics)
  * comes separately in ext (malloc'd, the caller sends it after out and frees it). */

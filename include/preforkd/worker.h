@@ -9,18 +9,6 @@
 
 #include "preforkd/listener.h"
 
-/* Messages on the worker <-> primary IPC socket (SOCK_SEQPACKET, one per datagram). */
-enum {
-    PF_IPC_READY = 'R',   /* worker -> primary: accepting connections */
-    PF_IPC_COVER = 'C',   /* primary -> worker: also accept on this slot's sockets */
-    PF_IPC_UNCOVER = 'U', /* primary -> worker: that slot has a worker again */
-};
-
-struct pf_ipc_msg {
-    uint8_t type;
-    uint32_t slot;
-};
-
 /* While draining, a keep-alive connection idle this long is closed; one that sends a
  * request first gets its answer with "Connection: close". Closing idle connections at
  * once would race with requests already on the wire. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "preforkd/config.h"
+#include "preforkd/cpu.h"
 
 static int load(struct pf_config *cfg, const char *text, char *err, size_t errlen)
 {
@@ -146,7 +147,7 @@ static void test_workers_modes(void **state)
     (void)state;
     struct pf_config cfg;
     char err[256] = "";
-    uint32_t cpus = pf_config_usable_cpus();
+    uint32_t cpus = pf_cpu_usable();
     assert_true(cpus >= 1);
     assert_true(cpus <= (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
     assert_int_equal(load(&cfg, "workers: auto\n", err, sizeof(err)), 0);

@@ -97,7 +97,7 @@ static void test_real_memory_sample(void **state)
 {
     (void)state;
     struct pf_memory m;
-    assert_int_equal(pf_handlers_read_memory(&m), 0);
+    assert_int_equal(pf_procfs_statm(0, &m), 0);
     assert_true(m.rss > 0 && m.rss <= m.virt);
 }
 
