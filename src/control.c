@@ -60,7 +60,7 @@ static void usage(FILE *out)
                  "else the pid_file the configuration names. T defaults to 90s.\n");
 }
 
-int pf_control_reload_main(int argc, char **argv)
+int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"pid", required_argument, NULL, 'p'},
@@ -107,16 +107,18 @@ int pf_control_reload_main(int argc, char **argv)
         return 1;
     }
     pid_t pid = 0;
-    const char *from = pid_arg ? "--pid" : getenv("MAINPID") ? "$MAINPID" : cfg.pid_file;
+    const char *from = pid_arg ? "--pid" : env->mainpid ? "$MAINPID" : cfg.pid_file;
     int rc = -ENOENT;
-    if (pid_arg)
+    if (pid_arg) {
         rc = parse_pid(pid_arg, &pid);
-    else if (getenv("MAINPID"))
-        rc = parse_pid(getenv("MAINPID"), &pid);
-    else if (cfg.pid_file[0])
+    } else if (env->mainpid) {
+        pid = env->mainpid;
+        rc = 0;
+    } else if (cfg.pid_file[0]) {
         rc = pid_from_file(cfg.pid_file, &pid);
-    else
+    } else {
         from = NULL;
+    }
     if (!from) {
         fprintf(stderr,
                 "preforkd reload: cannot tell which process is the primary: give --pid, "

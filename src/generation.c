@@ -7,7 +7,8 @@
 #include <string.h>
 
 int pf_generation_open(struct pf_generation **out, const struct pf_config *cfg, uint32_t id,
-                       uint32_t nslots, const struct pf_generation *prev, char *err, size_t errlen)
+                       uint32_t nslots, const struct pf_generation *prev, int activated_fds,
+                       char *err, size_t errlen)
 {
     struct pf_generation *g = calloc(1, sizeof(*g));
     struct pf_config *c = malloc(sizeof(*c));
@@ -21,7 +22,7 @@ int pf_generation_open(struct pf_generation **out, const struct pf_config *cfg, 
     g->cfg = c;
     g->id = id;
     g->nslots = nslots;
-    int rc = prev ? 0 : pf_listeners_from_systemd(&g->ls, nslots, err, errlen);
+    int rc = prev ? 0 : pf_listeners_from_systemd(&g->ls, activated_fds, nslots, err, errlen);
     if (rc == 0)
         rc = pf_listeners_open(&g->ls, c, nslots, prev ? &prev->ls : NULL, err, errlen);
     if (rc < 0) {

@@ -178,19 +178,13 @@ oom:
     return -ENOMEM;
 }
 
-int pf_listeners_from_systemd(struct pf_listeners *ls, uint32_t nslots, char *err, size_t errlen)
+int pf_listeners_from_systemd(struct pf_listeners *ls, int n, uint32_t nslots, char *err,
+                              size_t errlen)
 {
-    const char *pid_s = getenv("LISTEN_PID");
-    const char *fds_s = getenv("LISTEN_FDS");
-    if (!pid_s || !fds_s || (pid_t)atol(pid_s) != getpid())
+    if (n == 0)
         return 0;
-    int n = atoi(fds_s);
-    /* Workers must not take the variables for their own. */
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
-    if (n < 1 || n > PF_MAX_LISTEN) {
-        snprintf(err, errlen, "LISTEN_FDS=%s: expected 1 to %d sockets", fds_s, PF_MAX_LISTEN);
+    if (n < 0 || n > PF_MAX_LISTEN) {
+        snprintf(err, errlen, "LISTEN_FDS=%d: expected 1 to %d sockets", n, PF_MAX_LISTEN);
         return -EINVAL;
     }
     /* One socket per address, shared by all workers: systemd binds it once. */

@@ -11,6 +11,7 @@
 
 static enum pf_log_level log_level = PF_LOG_INFO;
 static char log_role[32] = "primary";
+static bool log_journal;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -22,6 +23,11 @@ void pf_log_set_level(enum pf_log_level level)
 enum pf_log_level pf_log_get_level(void)
 {
     return log_level;
+}
+
+void pf_log_set_journal(bool journal)
+{
+    log_journal = journal;
 }
 
 void pf_log_set_role(const char *role)
@@ -47,7 +53,7 @@ void pf_log(enum pf_log_level level, const char *fmt, ...)
     char line[1024];
     size_t n = 0;
     /* journald stamps lines itself and reads "<N>" as the priority. */
-    if (getenv("JOURNAL_STREAM")) {
+    if (log_journal) {
         static const int prio[] = {3, 4, 6, 7};
         n = (size_t)snprintf(line, sizeof(line), "<%d>", prio[level]);
     } else {

@@ -8,6 +8,7 @@
 #include "preforkd/config.h"
 #include "preforkd/control.h"
 #include "preforkd/cpu.h"
+#include "preforkd/env.h"
 #include "preforkd/log.h"
 #include "preforkd/primary.h"
 #include "preforkd/status.h"
@@ -45,10 +46,13 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    struct pf_env env;
+    pf_env_read(&env);
+    pf_log_set_journal(env.journal);
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return pf_status_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "reload") == 0)
-        return pf_control_reload_main(argc - 1, argv + 1);
+        return pf_control_reload_main(argc - 1, argv + 1, &env);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;
@@ -115,5 +119,5 @@ int main(int argc, char **argv)
     }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
                 path ? path : "(built-in defaults)", pf_cpu_usable());
-    return pf_primary_run(&cfg, path, override);
+    return pf_primary_run(&cfg, path, override, &env);
 }

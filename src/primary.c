@@ -13,6 +13,7 @@
 
 #include "preforkd/clock.h"
 #include "preforkd/control.h"
+#include "preforkd/env.h"
 #include "preforkd/generation.h"
 #include "preforkd/ipc.h"
 #include "preforkd/listener.h"
@@ -31,6 +32,7 @@
 
 struct primary {
     const char *config_path;
+    const struct pf_env *env;
     struct pf_generations gens;
     struct pf_proctable table;
     struct pf_scoreboard *board;
@@ -55,6 +57,13 @@ struct primary {
     bool fault_poll, fault_armed;
 #endif
 };
+
+static void notify(const struct primary *p, const char *msg)
+{
+    int rc = pf_sdnotify(p->env->notify_socket, msg);
+    if (rc < 0)
+        pf_log_warn("sd_notify to %s: %s", p->env->notify_socket, strerror(-rc));
+}
 
 static struct pf_generation *cur(struct primary *p)
 {
@@ -122,7 +131,7 @@ static void notify_status(struct primary *p)
              c.stuck ? ", degraded: worker stuck (no heartbeat)" : "");
     if (strcmp(msg, p->last_status) != 0) {
         snprintf(p->last_status, sizeof(p->last_status), "%s", msg);
-        pf_sdnotify(msg);
+        notify(p, msg);
     }
 }
 
@@ -141,7 +150,7 @@ static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t
 {
     answer_waiters(p, o, detail);
     /* systemd was told RELOADING=1; READY=1 ends that state whatever the outcome. */
-    pf_sdnotify("READY=1");
+    notify(p, "READY=1");
 }
 
 /* ---- performing the table's actions ---------------------------------------------------- */
@@ -298,7 +307,7 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
     case PF_ACT_READY:
         pf_log_info("all %u workers serving", p->table.nslots);
         notify_status(p);
-        pf_sdnotify("READY=1");
+        notify(p, "READY=1");
         break;
     case PF_ACT_PROMOTED: {
         /* Sockets that only older generations use close now, while their draining
@@ -312,7 +321,7 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
         pf_log_info("reload complete: generation %u serving after %llu ms; %u old worker%s "
                     "draining",
                     a->gen, (unsigned long long)a->value, draining, draining == 1 ? "" : "s");
-        pf_sdnotify("READY=1");
+        notify(p, "READY=1");
         answer_waiters(p, PF_CONTROL_DONE, a->gen);
         break;
     }
@@ -354,7 +363,7 @@ static void reload(struct primary *p)
     char msg[96];
     snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
              (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-    pf_sdnotify(msg);
+    notify(p, msg);
     struct pf_config *c = malloc(sizeof(*c));
     if (!c) {
         pf_log_error("SIGHUP: out of memory; keeping the running configuration");
@@ -370,7 +379,7 @@ static void reload(struct primary *p)
     }
     uint32_t n = p->workers_override ? p->workers_override : pf_config_worker_count(c);
     struct pf_generation *g;
-    rc = pf_generation_open(&g, c, p->next_gen + 1, n, cur(p), err, sizeof(err));
+    rc = pf_generation_open(&g, c, p->next_gen + 1, n, cur(p), 0, err, sizeof(err));
     free(c);
     if (rc < 0) {
         pf_log_error("reload failed, keeping the running configuration: %s", err);
@@ -484,7 +493,7 @@ static void begin_stop(struct primary *p, int sig)
     int64_t grace = graceful ? cfg(p)->shutdown_timeout_ms : PF_FAST_STOP_MS;
     pf_log_info("%s: %s stop, waiting up to %lld ms for workers", strsignal(sig),
                 graceful ? "graceful" : "fast", (long long)grace);
-    pf_sdnotify("STOPPING=1");
+    notify(p, "STOPPING=1");
     answer_waiters(p, PF_CONTROL_STOPPING, 0);
     /* The primary's copies of the listening sockets would keep accepting into queues
      * that no worker will read once the workers have let go of theirs; a client would
@@ -613,7 +622,7 @@ static void tick(struct primary *p, int64_t now)
     notify_status(p);
     /* WATCHDOG=1 vouches for the workers, not just for the primary's timer. */
     if (p->watchdog_interval_ms && vouch && now - p->watchdog_sent_ms >= p->watchdog_interval_ms) {
-        pf_sdnotify("WATCHDOG=1");
+        notify(p, "WATCHDOG=1");
         p->watchdog_sent_ms = now;
     }
 }
@@ -706,10 +715,11 @@ static void write_pid_file(const char *path)
 }
 
 int pf_primary_run(const struct pf_config *config, const char *config_path,
-                   uint32_t workers_override)
+                   uint32_t workers_override, const struct pf_env *env)
 {
     uint32_t nworkers = workers_override ? workers_override : pf_config_worker_count(config);
     struct primary p = {.config_path = config_path,
+                        .env = env,
                         .workers_override = workers_override,
                         .sigfd = -1,
                         .pid = getpid(),
@@ -730,7 +740,7 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         return 1;
     }
     struct pf_generation *g;
-    if (pf_generation_open(&g, config, 1, nworkers, NULL, err, sizeof(err)) < 0) {
+    if (pf_generation_open(&g, config, 1, nworkers, NULL, env->listen_fds, err, sizeof(err)) < 0) {
         pf_log_error("%s", err);
         goto fail;
     }
@@ -748,12 +758,10 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
     atomic_store(&p.board->cluster->primary_pid, getpid());
     atomic_store(&p.board->cluster->started_ms, now_ms());
     atomic_store(&p.board->cluster->configured, nworkers);
-    const char *wd = getenv("WATCHDOG_USEC");
-    const char *wd_pid = getenv("WATCHDOG_PID");
-    if (wd && (!wd_pid || (pid_t)atol(wd_pid) == getpid())) {
-        p.watchdog_interval_ms = atoll(wd) / 2000;
+    if (env->watchdog_usec) {
+        p.watchdog_interval_ms = (int64_t)(env->watchdog_usec / 2000);
         char why[256];
-        if (pf_primary_watchdog_check((uint64_t)atoll(wd), g->cfg->worker_timeout_ms, why,
+        if (pf_primary_watchdog_check(env->watchdog_usec, g->cfg->worker_timeout_ms, why,
                                       sizeof(why)) < 0)
             pf_log_warn("%s", why);
         else

@@ -8,10 +8,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int pf_sdnotify(const char *message)
+int pf_sdnotify(const char *path, const char *message)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || !*path)
+    if (!*path)
         return 0;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     size_t len = strlen(path);

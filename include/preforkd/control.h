@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "preforkd/env.h"
+
 /* Commands that act on a running primary and report the outcome by exit status, as
  * `systemctl reload` needs (nginx's `-s reload` is fire-and-forget).
  *
@@ -48,6 +50,6 @@ const char *pf_control_outcome_text(enum pf_control_outcome o);
  * primary (--pid, else $MAINPID as systemd sets it for ExecReload=, else the file's
  * pid_file) and waits until the new generation serves (exit 0) or the reload failed
  * (exit 1, the reason printed). */
-int pf_control_reload_main(int argc, char **argv);
+int pf_control_reload_main(int argc, char **argv, const struct pf_env *env);
 
 #endif

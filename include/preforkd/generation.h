@@ -27,10 +27,11 @@ struct pf_generations {
 };
 
 /* A generation for cfg (copied) with nslots workers. The first (prev NULL) takes the
- * sockets systemd passed, if any, else binds; a reload's shares prev's sockets where the
- * address stays. err gets the reason on failure. */
+ * activated_fds sockets systemd passed, if any, else binds; a reload's shares prev's
+ * sockets where the address stays. err gets the reason on failure. */
 int pf_generation_open(struct pf_generation **out, const struct pf_config *cfg, uint32_t id,
-                       uint32_t nslots, const struct pf_generation *prev, char *err, size_t errlen);
+                       uint32_t nslots, const struct pf_generation *prev, int activated_fds,
+                       char *err, size_t errlen);
 void pf_generation_free(struct pf_generation **g);
 
 struct pf_generation *pf_generations_current(struct pf_generations *list);

@@ -30,9 +30,10 @@ struct pf_listeners {
 /* Binds (or, with prev, reuses prev's sockets for the addresses they share). */
 int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint32_t nslots,
                       const struct pf_listeners *prev, char *err, size_t errlen);
-/* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS), if any: returns 1 when it
- * did, 0 when there are none, negative errno on failure. */
-int pf_listeners_from_systemd(struct pf_listeners *ls, uint32_t nslots, char *err, size_t errlen);
+/* Takes the nfds sockets systemd passed (fds 3.., LISTEN_FDS), if any: returns 1 when it
+ * did, 0 when nfds is 0, negative errno on failure. */
+int pf_listeners_from_systemd(struct pf_listeners *ls, int nfds, uint32_t nslots, char *err,
+                              size_t errlen);
 /* Grows or shrinks the slot count (reuseport: opens or closes the slot's sockets). */
 int pf_listeners_set_slots(struct pf_listeners *ls, uint32_t nslots, char *err, size_t errlen);
 /* The sockets a slot's worker accepts on; returns how many were written to out. */

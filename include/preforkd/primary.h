@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "preforkd/config.h"
+#include "preforkd/env.h"
 
 #define PF_FAST_STOP_MS 3000
 
@@ -21,6 +22,7 @@ int pf_primary_watchdog_check(uint64_t watchdog_usec, uint32_t worker_timeout_ms
  * (NULL: nothing to reload) and replaces the workers without dropping a connection.
  * workers_override (from -w; 0 for none) outranks the file's `workers:` across reloads.
  * Returns the process exit status. */
-int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t workers_override);
+int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t workers_override,
+                   const struct pf_env *env);
 
 #endif

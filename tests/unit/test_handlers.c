@@ -93,14 +93,6 @@ static void test_health_body_and_sampling(void **state)
     assert_int_equal(samples, 2);
 }
 
-static void test_real_memory_sample(void **state)
-{
-    (void)state;
-    struct pf_memory m;
-    assert_int_equal(pf_procfs_statm(0, &m), 0);
-    assert_true(m.rss > 0 && m.rss <= m.virt);
-}
-
 static void test_head_and_errors(void **state)
 {
     (void)state;
@@ -152,7 +144,6 @@ int main(void)
         cmocka_unit_test_setup(test_sum_is_computed, setup),
         cmocka_unit_test_setup(test_sum_route_bodies, setup),
         cmocka_unit_test_setup(test_health_body_and_sampling, setup),
-        cmocka_unit_test_setup(test_real_memory_sample, setup),
         cmocka_unit_test_setup(test_head_and_errors, setup),
         cmocka_unit_test_setup(test_heavy_costs_about_ten_times_sum, setup),
     };
