@@ -1,5 +1,6 @@
 #include "preforkd/http.h"
 
+#include <assert.h>
 #include <string.h>
 
 static struct pf_http *self(llhttp_t *p)
@@ -22,6 +23,30 @@ static bool is_tchar(unsigned char c)
            (c && strchr(tchar_extra, c));
 }
 
+/* The header fields the glue looks at, by their lower-case names. */
+enum pf_http_field {
+    PF_FIELD_OTHER,
+    PF_FIELD_HOST,
+    PF_FIELD_TRANSFER_ENCODING,
+    PF_FIELD_REFERER,
+    PF_FIELD_USER_AGENT,
+    PF_FIELD_COUNT
+};
+
+#define FIELD_NAME(s)                                                                              \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+static const struct {
+    const char *name;
+    uint8_t len;
+} field_names[PF_FIELD_COUNT] = {
+    [PF_FIELD_HOST] = FIELD_NAME("host"),
+    [PF_FIELD_TRANSFER_ENCODING] = FIELD_NAME("transfer-encoding"),
+    [PF_FIELD_REFERER] = FIELD_NAME("referer"),
+    [PF_FIELD_USER_AGENT] = FIELD_NAME("user-agent"),
+};
+
 static int on_message_begin(llhttp_t *p)
 {
     struct pf_http *h = self(p);
@@ -29,6 +54,8 @@ static int on_message_begin(llhttp_t *p)
     h->in_body = false;
     h->host_count = 0;
     h->te_count = 0;
+    h->te_coding = false;
+    h->field = PF_FIELD_OTHER;
     h->name_len = 0;
     h->referer_len = 0;
     h->user_agent_len = 0;
@@ -116,10 +143,16 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-static bool name_is(const struct pf_http *h, const char *lower)
+static enum pf_http_field field_of(const struct pf_http *h)
 {
-    size_t n = strlen(lower);
-    return h->name_len == n && memcmp(h->name, lower, n) == 0;
+    for (int f = PF_FIELD_OTHER + 1; f < PF_FIELD_COUNT; f++) {
+        /* name keeps a longer name's prefix only: a known name must fit with room. */
+        assert(field_names[f].len < sizeof(h->name));
+        if (h->name_len == field_names[f].len &&
+            memcmp(h->name, field_names[f].name, field_names[f].len) == 0)
+            return (enum pf_http_field)f;
+    }
+    return PF_FIELD_OTHER;
 }
 
 static int on_header_field_complete(llhttp_t *p)
@@ -127,15 +160,17 @@ static int on_header_field_complete(llhttp_t *p)
     struct pf_http *h = self(p);
     if (h->name_len == 0)
         return fail(h, 400); /* ": value" */
-    if (name_is(h, "host"))
+    enum pf_http_field f = field_of(h);
+    h->field = (uint8_t)f;
+    if (f == PF_FIELD_HOST)
         h->host_count++;
-    else if (name_is(h, "transfer-encoding"))
+    else if (f == PF_FIELD_TRANSFER_ENCODING)
         h->te_count++;
     h->capture_into = NULL;
-    if (h->capture && name_is(h, "referer")) {
+    if (h->capture && f == PF_FIELD_REFERER) {
         h->capture_into = h->referer;
         h->capture_len = &h->referer_len;
-    } else if (h->capture && name_is(h, "user-agent")) {
+    } else if (h->capture && f == PF_FIELD_USER_AGENT) {
         h->capture_into = h->user_agent;
         h->capture_len = &h->user_agent_len;
     }
@@ -150,6 +185,10 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct pf_http *h = self(p);
+    if (h->field == PF_FIELD_TRANSFER_ENCODING) {
+        for (size_t i = 0; i < len && !h->te_coding; i++)
+            h->te_coding = at[i] != ' ' && at[i] != '\t';
+    }
     if (h->capture_into) {
         size_t room = sizeof(h->referer) - *h->capture_len;
         size_t n = len < room ? len : room;
@@ -168,8 +207,11 @@ static int on_headers_complete(llhttp_t *p)
     /* HTTP/1.1 needs exactly one Host (RFC 9112 3.2); two could route two ways. */
     if ((p->http_minor >= 1 && h->host_count == 0) || h->host_count > 1)
         return fail(h, 400);
-    /* Transfer-Encoding split over several fields hides what the final coding is. */
-    if (h->te_count > 1)
+    /* Transfer-Encoding split over several fields hides what the final coding is. One
+     * with an empty value (or only spaces and tabs) is present all the same: a list with
+     * no coding, so none is chunked, and with Content-Length it is two framings. llhttp
+     * sees no Transfer-Encoding there, so the rule is ours (RFC 9112 6.1, 6.3). */
+    if (h->te_count > 1 || (h->te_count == 1 && !h->te_coding))
         return fail(h, 400);
     h->in_body = true;
     if (p->content_length > h->limits->body && (p->flags & F_CONTENT_LENGTH))

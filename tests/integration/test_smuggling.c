@@ -94,6 +94,22 @@ static const struct smuggle_case cases[] = {
      G H "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
          "0\r\n\r\n",
      0, 400, CLOSE, 0},
+    /* An empty Transfer-Encoding is still a Transfer-Encoding (RFC 9112 6.1, 6.3). */
+    {"empty TE with CL, then a request",
+     "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\n"
+     "helloGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+     0, 400, CLOSE, 0},
+    {"TE with no value, with CL", G H "Transfer-Encoding:\r\nContent-Length: 5\r\n\r\nhello", 0,
+     400, CLOSE, 0},
+    {"TE of spaces and tabs, with CL",
+     G H "Transfer-Encoding:  \t \r\nContent-Length: 5\r\n\r\nhello", 0, 400, CLOSE, 0},
+    {"CL, then an empty TE", G H "Content-Length: 5\r\nTransfer-Encoding: \r\n\r\nhello", 0, 400,
+     CLOSE, 0},
+    {"empty TE, chunked body", G H "Transfer-Encoding: \r\n\r\n5\r\nhello\r\n0\r\n\r\n", 0, 400,
+     CLOSE, 0},
+    {"empty TE alone", G H "Transfer-Encoding: \r\n\r\n", 0, 400, CLOSE, 0},
+    {"empty TE in HTTP/1.0", "GET / HTTP/1.0\r\nTransfer-Encoding: \r\n\r\n", 0, 400, CLOSE, 0},
+    {"TE list of nothing", G H "Transfer-Encoding: ,\r\n\r\n", 0, 400, CLOSE, 0},
     /* Field names. */
     {"space before colon", G "Host : a\r\n\r\n", 0, 400, CLOSE, 0},
     {"space before colon on TE", G H "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 0, 400, CLOSE,

@@ -223,13 +223,32 @@ static void test_long_query_still_routes(void **state)
     assert_non_null(strstr(got, "...")); /* marked truncated: routes nowhere */
 }
 
+struct split_case {
+    const char *in;
+    const char *want;
+};
+
+/* Each input, fed in every chunk size from one byte up, must give the same outcome. */
+static void expect_at_every_split(const struct split_case *t, size_t n)
+{
+    char got[512];
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(t[i].in);
+        for (size_t step = 1; step <= len; step++) {
+            run(t[i].in, len, step, NULL, got, sizeof(got));
+            if (strcmp(got, t[i].want) != 0)
+                fail_msg("case %zu (%s), step %zu: want %s got %s", i, t[i].in, step, t[i].want,
+                         got);
+        }
+    }
+}
+
+#define EXPECT_AT_EVERY_SPLIT(table) expect_at_every_split(table, sizeof(table) / sizeof(table[0]))
+
 static void test_framing_rules_hold_at_every_split(void **state)
 {
     (void)state;
-    static const struct {
-        const char *in;
-        const char *want;
-    } t[] = {
+    static const struct split_case t[] = {
         {"GET / HTTP/1.1\nHost: a\r\n\r\n", "ERR 400\n"},
         {"GET / HTTP/1.1\r\nHost: a\r\n\n", "ERR 400\n"},
         {"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", "ERR 400\n"},
@@ -245,15 +264,39 @@ static void test_framing_rules_hold_at_every_split(void **state)
          "GET /health HTTP/1.1\r\nHost: a\r\n\r\n",
          "GET / ka 1.1\nGET /health ka 1.1\n"},
     };
-    char got[512];
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        size_t len = strlen(t[i].in);
-        for (size_t step = 1; step <= len; step++) {
-            run(t[i].in, len, step, NULL, got, sizeof(got));
-            if (strcmp(got, t[i].want) != 0)
-                fail_msg("case %zu, step %zu: want %s got %s", i, step, t[i].want, got);
-        }
-    }
+    EXPECT_AT_EVERY_SPLIT(t);
+}
+
+/* A Transfer-Encoding field is present whatever its value (RFC 9112 6.1, 6.3): an empty
+ * one, or one of only spaces and tabs, is a coding list without a final chunked. */
+static void test_empty_transfer_encoding(void **state)
+{
+    (void)state;
+    static const struct split_case t[] = {
+        {"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\n"
+         "helloGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+         "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nContent-Length: 5\r\n\r\nhello",
+         "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \t \r\nContent-Length: 5\r\n\r\nhello",
+         "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: \r\n\r\nhello",
+         "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+         "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.0\r\nTransfer-Encoding: \r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n"
+         "0\r\n\r\n",
+         "ERR 400\n"},
+        /* The neighbours that stay as they were. */
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  chunked \r\n\r\n0\r\n\r\n",
+         "GET / ka 1.1\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-Transfer-Encoding: \r\nContent-Length: 1\r\n\r\nx",
+         "GET / ka 1.1\n"},
+    };
+    EXPECT_AT_EVERY_SPLIT(t);
 }
 
 static void test_error_is_sticky(void **state)
@@ -282,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_long_query_still_routes),
         cmocka_unit_test(test_framing_rules_hold_at_every_split),
+        cmocka_unit_test(test_empty_transfer_encoding),
         cmocka_unit_test(test_error_is_sticky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
