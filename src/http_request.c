@@ -1,5 +1,6 @@
 #include "preforkd/http.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <string.h>
 
@@ -17,10 +18,24 @@ static int fail(struct pf_http *h, uint16_t status)
 /* RFC 9110 tchar: what a field name may consist of. No space, tab, ':' or control. */
 static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
 
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_hex(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool is_alnum(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static bool is_tchar(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr(tchar_extra, c));
+    return is_alnum(c) || (c && strchr(tchar_extra, c));
 }
 
 /* The header fields the glue looks at, by their lower-case names. */
@@ -33,10 +48,9 @@ enum pf_http_field {
     PF_FIELD_COUNT
 };
 
-#define FIELD_NAME(s)                                                                              \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
-    }
+/* clang-format off */
+#define FIELD_NAME(s) {s, sizeof(s) - 1}
+/* clang-format on */
 static const struct {
     const char *name;
     uint8_t len;
@@ -46,6 +60,82 @@ static const struct {
     [PF_FIELD_REFERER] = FIELD_NAME("referer"),
     [PF_FIELD_USER_AGENT] = FIELD_NAME("user-agent"),
 };
+
+/* The Host value's check, a byte at a time since a value can arrive in pieces. Host =
+ * uri-host [ ":" port ] (RFC 9110 7.2), uri-host = IP-literal / IPv4address / reg-name
+ * (RFC 3986 3.2.2). Every IPv4address is also a reg-name, so it needs no rule of its own;
+ * an IP-literal must be an IPv6 address: IPvFuture names no version this server knows,
+ * which RFC 3986 lets it refuse. An empty value is valid (RFC 9112 3.2: a client sends it
+ * when the target URI has no authority), and this server's one site is the default. */
+enum host_state {
+    HOST_START,
+    HOST_NAME,        /* reg-name */
+    HOST_PCT1,        /* after '%' */
+    HOST_PCT2,        /* after '%' and one hex digit */
+    HOST_LITERAL,     /* after '[': collecting the IPv6 address */
+    HOST_LITERAL_END, /* after ']' */
+    HOST_PORT,        /* after ':' */
+    HOST_OWS,         /* trailing spaces and tabs (llhttp strips only leading ones) */
+    HOST_BAD,
+};
+
+/* unreserved / sub-delims (RFC 3986 2.2, 2.3); pct-encoded is a state of its own. */
+static const char reg_name_extra[] = "-._~!$&'()*+,;=";
+
+static bool is_reg_name_char(unsigned char c)
+{
+    return is_alnum(c) || (c && strchr(reg_name_extra, c));
+}
+
+static bool host_ipv6_ok(struct pf_http *h)
+{
+    struct in6_addr addr;
+    h->host_ip[h->host_ip_len] = '\0';
+    return h->host_ip_len > 0 && inet_pton(AF_INET6, h->host_ip, &addr) == 1;
+}
+
+static bool host_complete(enum host_state st)
+{
+    return st == HOST_START || st == HOST_NAME || st == HOST_LITERAL_END || st == HOST_PORT ||
+           st == HOST_OWS;
+}
+
+static enum host_state host_step(struct pf_http *h, enum host_state st, unsigned char c)
+{
+    if (c == ' ' || c == '\t')
+        return host_complete(st) ? HOST_OWS : HOST_BAD;
+    switch (st) {
+    case HOST_START:
+        if (c == '[') {
+            h->host_ip_len = 0;
+            return HOST_LITERAL;
+        }
+        /* fall through */
+    case HOST_NAME:
+        if (c == '%')
+            return HOST_PCT1;
+        if (c == ':')
+            return HOST_PORT;
+        return is_reg_name_char(c) ? HOST_NAME : HOST_BAD;
+    case HOST_PCT1:
+        return is_hex(c) ? HOST_PCT2 : HOST_BAD;
+    case HOST_PCT2:
+        return is_hex(c) ? HOST_NAME : HOST_BAD;
+    case HOST_LITERAL:
+        if (c == ']')
+            return host_ipv6_ok(h) ? HOST_LITERAL_END : HOST_BAD;
+        if (h->host_ip_len == sizeof(h->host_ip) - 1 || !(is_hex(c) || c == ':' || c == '.'))
+            return HOST_BAD;
+        h->host_ip[h->host_ip_len++] = (char)c;
+        return HOST_LITERAL;
+    case HOST_LITERAL_END:
+        return c == ':' ? HOST_PORT : HOST_BAD;
+    case HOST_PORT:
+        return is_digit(c) ? HOST_PORT : HOST_BAD;
+    default: /* HOST_OWS: nothing but OWS after it; HOST_BAD stays */
+        return HOST_BAD;
+    }
+}
 
 static int on_message_begin(llhttp_t *p)
 {
@@ -162,9 +252,10 @@ static int on_header_field_complete(llhttp_t *p)
         return fail(h, 400); /* ": value" */
     enum pf_http_field f = field_of(h);
     h->field = (uint8_t)f;
-    if (f == PF_FIELD_HOST)
+    if (f == PF_FIELD_HOST) {
         h->host_count++;
-    else if (f == PF_FIELD_TRANSFER_ENCODING)
+        h->host_state = HOST_START;
+    } else if (f == PF_FIELD_TRANSFER_ENCODING)
         h->te_count++;
     h->capture_into = NULL;
     if (h->capture && f == PF_FIELD_REFERER) {
@@ -185,6 +276,12 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct pf_http *h = self(p);
+    if (h->field == PF_FIELD_HOST) {
+        enum host_state st = h->host_state;
+        for (size_t i = 0; i < len && st != HOST_BAD; i++)
+            st = host_step(h, st, (unsigned char)at[i]);
+        h->host_state = (uint8_t)st;
+    }
     if (h->field == PF_FIELD_TRANSFER_ENCODING) {
         for (size_t i = 0; i < len && !h->te_coding; i++)
             h->te_coding = at[i] != ' ' && at[i] != '\t';
@@ -197,6 +294,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     }
     h->header_bytes += (uint32_t)len;
     return h->header_bytes > h->limits->header_block ? fail(h, 431) : 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct pf_http *h = self(p);
+    /* An invalid Host value is 400 (RFC 9110 7.2). */
+    if (h->field == PF_FIELD_HOST && !host_complete(h->host_state))
+        return fail(h, 400);
+    return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -266,6 +372,7 @@ static const llhttp_settings_t settings = {
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,

@@ -45,8 +45,11 @@ struct pf_http {
     /* Framing rules llhttp leaves to us (RFC 9112: one request, one meaning). */
     uint8_t host_count;
     uint8_t te_count;
-    bool te_coding; /* the Transfer-Encoding value holds more than spaces and tabs */
-    uint8_t field;  /* enum pf_http_field of the field being read */
+    bool te_coding;     /* the Transfer-Encoding value holds more than spaces and tabs */
+    uint8_t host_state; /* where the check of the Host value stands */
+    uint8_t host_ip_len;
+    char host_ip[46]; /* an IPv6 literal's text, for inet_pton (INET6_ADDRSTRLEN) */
+    uint8_t field;    /* enum pf_http_field of the field being read */
     uint8_t name_len;
     char name[20]; /* lower-cased start of the header field being read */
     /* The head scanner's state: it rejects bare LF, bare CR and obs-fold, which llhttp

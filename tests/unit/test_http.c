@@ -299,6 +299,65 @@ static void test_empty_transfer_encoding(void **state)
     EXPECT_AT_EVERY_SPLIT(t);
 }
 
+/* RFC 9110 7.2, RFC 9112 3.2: Host = uri-host [ ":" port ] (RFC 3986): a reg-name, an
+ * IPv4 address (which is also a reg-name) or a bracketed IPv6 address; anything else is
+ * 400. */
+static void test_host_values(void **state)
+{
+    (void)state;
+#define HOST(v) "GET / HTTP/1.1\r\nHost: " v "\r\n\r\n"
+    static const struct split_case t[] = {
+        {HOST("a/b"), "ERR 400\n"},
+        {HOST("a, b"), "ERR 400\n"},
+        {HOST("a b"), "ERR 400\n"},
+        {HOST("\xd6 a"), "ERR 400\n"},
+        {HOST("\xd6"), "ERR 400\n"},
+        {HOST("a\tb"), "ERR 400\n"},
+        {HOST("user@a"), "ERR 400\n"},
+        {HOST("a?b"), "ERR 400\n"},
+        {HOST("a#b"), "ERR 400\n"},
+        {HOST("a\\b"), "ERR 400\n"},
+        {HOST("a:b"), "ERR 400\n"},
+        {HOST("a:80:90"), "ERR 400\n"},
+        {HOST("a:8 0"), "ERR 400\n"},
+        {HOST("a%zz"), "ERR 400\n"},
+        {HOST("a%4"), "ERR 400\n"},
+        {HOST("::1"), "ERR 400\n"},
+        {HOST("[::1"), "ERR 400\n"},
+        {HOST("[::1]x"), "ERR 400\n"},
+        {HOST("[::1]]"), "ERR 400\n"},
+        {HOST("[]"), "ERR 400\n"},
+        {HOST("[zz::1]"), "ERR 400\n"},
+        {HOST("[1.2.3.4]"), "ERR 400\n"},
+        {HOST("[::1]:8a"), "ERR 400\n"},
+        {HOST("[v1.a]"), "ERR 400\n"}, /* IPvFuture: no version this server knows */
+        {HOST("[1:2:3:4:5:6:7:8:9]"), "ERR 400\n"},
+        {HOST("[0000000000000000000000000000000000000000000000000001::]"), "ERR 400\n"},
+        {"GET / HTTP/1.0\r\nHost: a/b\r\n\r\n", "ERR 400\n"},
+        /* Valid. */
+        {HOST("a"), "GET / ka 1.1\n"},
+        {HOST("Example.COM"), "GET / ka 1.1\n"},
+        {HOST("example.com.:8080"), "GET / ka 1.1\n"},
+        {HOST("xn--bcher-kva.example"), "GET / ka 1.1\n"},
+        {HOST("127.0.0.1"), "GET / ka 1.1\n"},
+        {HOST("127.0.0.1:4400"), "GET / ka 1.1\n"},
+        {HOST("[::1]"), "GET / ka 1.1\n"},
+        {HOST("[::1]:4400"), "GET / ka 1.1\n"},
+        {HOST("[2001:DB8::ffff:192.0.2.1]"), "GET / ka 1.1\n"},
+        {HOST("a%2Db"), "GET / ka 1.1\n"},
+        {HOST("a-b_c~d!$&'()*+,;=e"), "GET / ka 1.1\n"}, /* unreserved and sub-delims */
+        {HOST("a:"), "GET / ka 1.1\n"},                  /* port = *DIGIT */
+        {HOST("a  "), "GET / ka 1.1\n"},                 /* trailing OWS is not the value */
+        /* Empty: a client sends it when the target URI has no authority (RFC 9112 3.2);
+         * this server has one site, so its default authority applies (RFC 9112 3.3). */
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", "GET / ka 1.1\n"},
+        {HOST(""), "GET / ka 1.1\n"},
+        {"GET / HTTP/1.0\r\nHost: a:80\r\n\r\n", "GET / close 1.0\n"},
+    };
+#undef HOST
+    EXPECT_AT_EVERY_SPLIT(t);
+}
+
 static void test_error_is_sticky(void **state)
 {
     (void)state;
@@ -326,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_long_query_still_routes),
         cmocka_unit_test(test_framing_rules_hold_at_every_split),
         cmocka_unit_test(test_empty_transfer_encoding),
+        cmocka_unit_test(test_host_values),
         cmocka_unit_test(test_error_is_sticky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
