@@ -155,6 +155,7 @@ static int on_message_begin(llhttp_t *p)
     h->header_count = 0;
     h->body_bytes = 0;
     h->raw_len = 0;
+    h->has_version = false;
     return 0;
 }
 
@@ -213,6 +214,7 @@ static int on_version(llhttp_t *p, const char *at, size_t len)
 
 static int on_version_complete(llhttp_t *p)
 {
+    self(p)->has_version = true;
     return p->http_major != 1 ? fail(self(p), 505) : 0;
 }
 
@@ -308,6 +310,10 @@ static int on_header_value_complete(llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct pf_http *h = self(p);
+    /* "GET /" and its end of line: llhttp reads HTTP/0.9, whose request-line has no
+     * version; to HTTP/1.1 it is an invalid request-line (RFC 9112 3). */
+    if (!h->has_version)
+        return fail(h, 400);
     if (p->http_major != 1)
         return fail(h, 505);
     /* HTTP/1.1 needs exactly one Host (RFC 9112 3.2); two could route two ways. */
@@ -333,7 +339,9 @@ static int on_headers_complete(llhttp_t *p)
     default:
         h->req.method = PF_METHOD_OTHER;
     }
-    h->req.http_minor = p->http_minor;
+    /* A later HTTP/1.x minor version is answered as 1.1, the highest this server speaks
+     * (RFC 9110 2.5). */
+    h->req.http_minor = p->http_minor > 1 ? 1 : p->http_minor;
     return 0;
 }
 
@@ -383,6 +391,10 @@ void pf_http_init(struct pf_http *h, const struct pf_limits *limits)
     memset(h, 0, sizeof(*h));
     h->limits = limits;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+    /* llhttp 8 takes only 1.0 and 1.1 of HTTP/1.x, but a 1.x server must take any 1.x
+     * (RFC 9110 2.5). This flag lets any digit through llhttp's version check, and only
+     * that; on_version and the head scanner apply the exact rule. */
+    h->parser.lenient_flags |= LENIENT_VERSION;
     h->parser.data = h;
     scan_reset(h);
 }
@@ -394,6 +406,29 @@ static uint16_t status_for(llhttp_errno_t e)
 }
 
 static enum pf_http_result parse(struct pf_http *h, const char *data, size_t len, size_t *used);
+
+/* request-line = method SP request-target SP HTTP-version (RFC 9112 3): checks one of
+ * its bytes other than CR and LF. llhttp reads the version leniently (see pf_http_init)
+ * and takes "RTSP/1.0" and "ICE/1.0" as well; the version's syntax is checked here. */
+static bool scan_request_line(struct pf_http *h, unsigned char c)
+{
+    if (c == ' ') {
+        /* Exactly one space between the parts: none leading, doubled or after the version. */
+        if (h->scan_part_len == 0 || ++h->scan_spaces > 2)
+            return false;
+        h->scan_part_len = 0;
+        return true;
+    }
+    uint32_t at = h->scan_part_len++;
+    if (h->scan_spaces < 2)
+        return true;
+    /* HTTP-version = "HTTP/" DIGIT "." DIGIT */
+    if (at < 5)
+        return c == (unsigned char)"HTTP/"[at];
+    if (at == 6)
+        return c == '.';
+    return (at == 5 || at == 7) && is_digit(c);
+}
 
 /* Checks the line structure of a request head: every line ends in CRLF (no bare LF,
  * no bare CR) and no header line starts with a space or tab (obs-fold). Stops at the
@@ -408,8 +443,9 @@ static bool scan_head(struct pf_http *h, const char *data, size_t len)
         if (c == '\n') {
             if (h->scan_prev != '\r')
                 return false;
-            /* request-line = method SP request-target SP HTTP-version */
-            if (h->scan_lines == 0 && h->scan_line_len > 0 && h->scan_spaces != 2)
+            /* The request-line ends with all three parts, the version complete. */
+            if (h->scan_lines == 0 && h->scan_line_len > 0 &&
+                (h->scan_spaces != 2 || h->scan_part_len != sizeof("HTTP/1.1") - 1))
                 return false;
             if (h->scan_line_len == 0 && h->scan_lines > 0)
                 h->scan_body = true;
@@ -420,7 +456,7 @@ static bool scan_head(struct pf_http *h, const char *data, size_t len)
         } else if (c != '\r') {
             if (h->scan_line_start && h->scan_lines > 0 && (c == ' ' || c == '\t'))
                 return false;
-            if (h->scan_lines == 0 && c == ' ' && (h->scan_prev == ' ' || ++h->scan_spaces > 2))
+            if (h->scan_lines == 0 && !scan_request_line(h, c))
                 return false;
             h->scan_line_start = false;
             h->scan_line_len++;
@@ -437,6 +473,7 @@ static void scan_reset(struct pf_http *h)
     h->scan_prev = 0;
     h->scan_lines = 0;
     h->scan_line_len = 0;
+    h->scan_part_len = 0;
     h->scan_spaces = 0;
 }
 

@@ -59,7 +59,9 @@ struct pf_http {
     uint8_t scan_prev;
     uint32_t scan_lines;
     uint32_t scan_line_len;
-    uint8_t scan_spaces; /* in the request line: exactly two, single ones */
+    uint32_t scan_part_len; /* bytes of the request-line part being read */
+    uint8_t scan_spaces;    /* in the request line: exactly two, single ones */
+    bool has_version;       /* the request-line had an HTTP-version */
     /* For the access log (only when capture is set): bounded copies of two fields. */
     bool capture;
     char *capture_into;

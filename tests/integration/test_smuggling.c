@@ -181,6 +181,12 @@ static const struct smuggle_case cases[] = {
     {"HTTP/2.0", "GET / HTTP/2.0\r\n" H "\r\n", 0, 505, CLOSE, 0},
     {"HTTP/3.0", "GET / HTTP/3.0\r\n" H "\r\n", 0, 505, CLOSE, 0},
     {"HTTP/1.x with two digits", "GET / HTTP/1.10\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"HTTP/1.2, answered as 1.1", "GET /health HTTP/1.2\r\nHost: x\r\n\r\n", 0, 200, KEEP, 0},
+    {"HTTP/1.9, answered as 1.1", "GET /health HTTP/1.9\r\nHost: x\r\n\r\n", 0, 200, KEEP, 0},
+    {"HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n", 0, 400, CLOSE, 0},
+    {"no HTTP version", "GET /\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"no HTTP version, no header", "GET /\r\n\r\n", 0, 400, CLOSE, 0},
+    {"RTSP version", "GET / RTSP/1.0\r\n\r\n", 0, 400, CLOSE, 0},
     {"TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 400, CLOSE, 0},
     /* After a good request, a bad one: the first is answered, then 400 and close. */
     {"good, then a smuggling attempt",

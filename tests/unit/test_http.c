@@ -58,6 +58,28 @@ static void expect(const char *text, const char *want)
         fail_msg("input: %s\nwant:\n%sgot:\n%s", text, want, got);
 }
 
+struct split_case {
+    const char *in;
+    const char *want;
+};
+
+/* Each input, fed in every chunk size from one byte up, must give the same outcome. */
+static void expect_at_every_split(const struct split_case *t, size_t n)
+{
+    char got[512];
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(t[i].in);
+        for (size_t step = 1; step <= len; step++) {
+            run(t[i].in, len, step, NULL, got, sizeof(got));
+            if (strcmp(got, t[i].want) != 0)
+                fail_msg("case %zu (%s), step %zu: want %s got %s", i, t[i].in, step, t[i].want,
+                         got);
+        }
+    }
+}
+
+#define EXPECT_AT_EVERY_SPLIT(table) expect_at_every_split(table, sizeof(table) / sizeof(table[0]))
+
 static void test_simple_requests(void **state)
 {
     (void)state;
@@ -164,6 +186,25 @@ static void test_versions(void **state)
     expect("GET / HTTP/2.0\r\n\r\n", "ERR 505\n");
     expect("GET / HTTP/0.9\r\n\r\n", "ERR 505\n");
     expect("GET / HTTP/3.0\r\n\r\n", "ERR 505\n");
+    static const struct split_case t[] = {
+        /* HTTP/1.x minor versions are answered as 1.1 (RFC 9110 2.5). */
+        {"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "GET / ka 1.1\n"},
+        {"GET / HTTP/1.9\r\nHost: a\r\n\r\n", "GET / ka 1.1\n"},
+        {"GET / HTTP/1.5\r\nHost: a\r\nConnection: close\r\n\r\n", "GET / close 1.1\n"},
+        {"GET / HTTP/1.2\r\n\r\n", "ERR 400\n"}, /* and need a Host, as 1.1 does */
+        {"GET / HTTP/1.10\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        /* A request-line without HTTP-version is invalid (RFC 9112 3), not HTTP/0.9. */
+        {"GET /\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET /\r\n\r\n", "ERR 400\n"},
+        {"GET / \r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        /* llhttp takes RTSP and ICE versions in a request; HTTP-version is "HTTP/". */
+        {"GET / RTSP/1.0\r\n\r\n", "ERR 400\n"},
+        {"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", "ERR 400\n"},
+    };
+    EXPECT_AT_EVERY_SPLIT(t);
 }
 
 static void test_limits(void **state)
@@ -222,28 +263,6 @@ static void test_long_query_still_routes(void **state)
     run(req, strlen(req), 0, NULL, got, sizeof(got));
     assert_non_null(strstr(got, "...")); /* marked truncated: routes nowhere */
 }
-
-struct split_case {
-    const char *in;
-    const char *want;
-};
-
-/* Each input, fed in every chunk size from one byte up, must give the same outcome. */
-static void expect_at_every_split(const struct split_case *t, size_t n)
-{
-    char got[512];
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(t[i].in);
-        for (size_t step = 1; step <= len; step++) {
-            run(t[i].in, len, step, NULL, got, sizeof(got));
-            if (strcmp(got, t[i].want) != 0)
-                fail_msg("case %zu (%s), step %zu: want %s got %s", i, t[i].in, step, t[i].want,
-                         got);
-        }
-    }
-}
-
-#define EXPECT_AT_EVERY_SPLIT(table) expect_at_every_split(table, sizeof(table) / sizeof(table[0]))
 
 static void test_framing_rules_hold_at_every_split(void **state)
 {
