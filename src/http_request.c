@@ -420,50 +420,108 @@ static bool scan_request_line(struct pf_http *h, unsigned char c)
         return true;
     }
     uint32_t at = h->scan_part_len++;
-    if (h->scan_spaces < 2)
-        return true;
+    if (h->scan_spaces == 0)
+        return is_tchar(c); /* method = token */
+    if (h->scan_spaces == 1)
+        return c > ' ' && c < 0x7f; /* a URI: visible ASCII (llhttp checks its forms) */
     /* HTTP-version = "HTTP/" DIGIT "." DIGIT */
     if (at < 5)
         return c == (unsigned char)"HTTP/"[at];
+    if (at == 5)
+        h->scan_major = c;
     if (at == 6)
         return c == '.';
     return (at == 5 || at == 7) && is_digit(c);
 }
 
-/* Checks the line structure of a request head: every line ends in CRLF (no bare LF,
- * no bare CR) and no header line starts with a space or tab (obs-fold). Stops at the
- * empty line that ends the head; the body is llhttp's (strict mode checks chunk
- * framing). Returns false on a violation. */
+/* Checks the line structure of a request head, a byte at a time: every line ends in CRLF
+ * (no bare LF, no bare CR), no header line starts with a space or tab (obs-fold), and the
+ * request-line is well-formed. Returns false on a violation. */
+static bool scan_byte(struct pf_http *h, unsigned char c)
+{
+    if (h->scan_prev == '\r' && c != '\n')
+        return false;
+    if (c == '\n') {
+        if (h->scan_prev != '\r')
+            return false;
+        /* The request-line ends with all three parts, the version complete. */
+        if (h->scan_lines == 0 && h->scan_line_len > 0 &&
+            (h->scan_spaces != 2 || h->scan_part_len != sizeof("HTTP/1.1") - 1))
+            return false;
+        if (h->scan_line_len == 0 && h->scan_lines > 0)
+            h->scan_body = true;
+        else if (h->scan_line_len > 0)
+            h->scan_lines++;
+        h->scan_line_len = 0;
+        h->scan_line_start = true;
+    } else if (c != '\r') {
+        if (h->scan_line_start && h->scan_lines > 0 && (c == ' ' || c == '\t'))
+            return false;
+        if (h->scan_lines == 0 && !scan_request_line(h, c))
+            return false;
+        h->scan_line_start = false;
+        h->scan_line_len++;
+    }
+    h->scan_prev = c;
+    return true;
+}
+
+/* Scans the head in data; stops at the empty line that ends it: the body is llhttp's
+ * (strict mode checks chunk framing). */
 static bool scan_head(struct pf_http *h, const char *data, size_t len)
 {
-    for (size_t i = 0; i < len && !h->scan_body; i++) {
-        unsigned char c = (unsigned char)data[i];
-        if (h->scan_prev == '\r' && c != '\n')
+    for (size_t i = 0; i < len && !h->scan_body; i++)
+        if (!scan_byte(h, (unsigned char)data[i]))
             return false;
-        if (c == '\n') {
-            if (h->scan_prev != '\r')
-                return false;
-            /* The request-line ends with all three parts, the version complete. */
-            if (h->scan_lines == 0 && h->scan_line_len > 0 &&
-                (h->scan_spaces != 2 || h->scan_part_len != sizeof("HTTP/1.1") - 1))
-                return false;
-            if (h->scan_line_len == 0 && h->scan_lines > 0)
-                h->scan_body = true;
-            else if (h->scan_line_len > 0)
-                h->scan_lines++;
-            h->scan_line_len = 0;
-            h->scan_line_start = true;
-        } else if (c != '\r') {
-            if (h->scan_line_start && h->scan_lines > 0 && (c == ' ' || c == '\t'))
-                return false;
-            if (h->scan_lines == 0 && !scan_request_line(h, c))
-                return false;
-            h->scan_line_start = false;
-            h->scan_line_len++;
-        }
-        h->scan_prev = c;
-    }
     return true;
+}
+
+/* Longer than any method llhttp knows (GET_PARAMETER, 13 bytes). */
+#define PF_HTTP_METHOD_MAX 16
+
+/* llhttp stops at the first byte of a method it does not know, so what the rest of the
+ * request-line looks like decides the answer: a well-formed line is 501 (RFC 9110 9.1:
+ * the method is not implemented), or 505 with another major version; a malformed one is
+ * 400 (RFC 9112 3). Reads up to the end of the request-line. Nothing after it is parsed:
+ * the answer closes the connection. */
+static enum pf_http_result judge_request_line(struct pf_http *h, const char *data, size_t len,
+                                              size_t *used)
+{
+    *used = len;
+    uint16_t status = 0;
+    for (size_t i = 0; i < len && !status; i++) {
+        if (!scan_byte(h, (unsigned char)data[i]))
+            status = 400;
+        else if (h->scan_lines > 0)
+            status = h->scan_major == '1' ? 501 : 505;
+        else if (h->scan_spaces == 0 && h->scan_part_len > PF_HTTP_METHOD_MAX)
+            status = 501; /* RFC 9112 3: longer than any method implemented */
+        else if (h->scan_spaces == 1 && h->scan_part_len > h->limits->request_line)
+            status = 414;
+    }
+    if (!status)
+        return PF_HTTP_NEED_MORE;
+    h->judging = false;
+    h->error_status = status;
+    return PF_HTTP_ERROR;
+}
+
+/* A method llhttp refused: one it does not know at all, or one of RTSP's, which it parses
+ * in a request and refuses once it sees the HTTP version. */
+static bool method_unknown(const llhttp_t *p, llhttp_errno_t e)
+{
+    if (e == HPE_INVALID_METHOD)
+        return true;
+    if (e != HPE_INVALID_CONSTANT)
+        return false;
+    switch (p->method) {
+#define PF_HTTP_METHOD_CASE(num, name, string) case num:
+        HTTP_METHOD_MAP(PF_HTTP_METHOD_CASE)
+#undef PF_HTTP_METHOD_CASE
+        return false;
+    default:
+        return true;
+    }
 }
 
 static void scan_reset(struct pf_http *h)
@@ -479,11 +537,15 @@ static void scan_reset(struct pf_http *h)
 
 enum pf_http_result pf_http_feed(struct pf_http *h, const char *data, size_t len, size_t *used)
 {
+    if (h->judging)
+        return judge_request_line(h, data, len, used);
     if (h->error_status) {
         *used = 0;
         return PF_HTTP_ERROR;
     }
     enum pf_http_result r = parse(h, data, len, used);
+    if (h->judging)
+        return judge_request_line(h, data, len, used);
     if (r != PF_HTTP_ERROR && !scan_head(h, data, *used)) {
         h->error_status = 400;
         return PF_HTTP_ERROR;
@@ -511,6 +573,10 @@ static enum pf_http_result parse(struct pf_http *h, const char *data, size_t len
         return PF_HTTP_NEED_MORE;
     default:
         *used = len;
+        if (!h->error_status && method_unknown(&h->parser, e)) {
+            h->judging = true; /* see judge_request_line */
+            return PF_HTTP_NEED_MORE;
+        }
         if (!h->error_status)
             h->error_status = status_for(e);
         return PF_HTTP_ERROR;

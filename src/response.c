@@ -1,5 +1,6 @@
 #include "preforkd/response.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 void pf_response_cache_tick(struct pf_response_cache *rc, time_t now)
@@ -37,16 +38,22 @@ static const struct {
     {414, "HTTP/1.1 414 URI Too Long\r\n", "URI Too Long"},
     {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n", "Request Header Fields Too Large"},
     {500, "HTTP/1.1 500 Internal Server Error\r\n", "Internal Server Error"},
+    {501, "HTTP/1.1 501 Not Implemented\r\n", "Not Implemented"},
     {503, "HTTP/1.1 503 Service Unavailable\r\n", "Service Unavailable"},
     {505, "HTTP/1.1 505 HTTP Version Not Supported\r\n", "HTTP Version Not Supported"},
 };
 
 static size_t status_index(uint16_t status)
 {
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+    size_t n = sizeof(statuses) / sizeof(statuses[0]), fallback = n;
+    for (size_t i = 0; i < n; i++) {
         if (statuses[i].status == status)
             return i;
-    return 8; /* 500 */
+        if (statuses[i].status == 500)
+            fallback = i; /* a status without an entry is a bug of ours */
+    }
+    assert(fallback < n);
+    return fallback;
 }
 
 const char *pf_response_reason(uint16_t status)

@@ -59,7 +59,7 @@ struct pf_answer {
 /* Answers one parsed request into out (which has PF_RESPONSE_MAX bytes free). */
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
                          struct pf_buf *out, struct pf_answer *answer);
-/* An error answer (400, 408, 413, 414, 431, 503, 505) that closes the connection. */
+/* An error answer (400, 408, 413, 414, 431, 501, 503, 505) that closes the connection. */
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out);
 
 #endif

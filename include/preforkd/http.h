@@ -62,6 +62,8 @@ struct pf_http {
     uint32_t scan_part_len; /* bytes of the request-line part being read */
     uint8_t scan_spaces;    /* in the request line: exactly two, single ones */
     bool has_version;       /* the request-line had an HTTP-version */
+    uint8_t scan_major;     /* its major version digit */
+    bool judging;           /* llhttp refused the method: the scanner reads on to judge */
     /* For the access log (only when capture is set): bounded copies of two fields. */
     bool capture;
     char *capture_into;

@@ -175,8 +175,15 @@ static const struct smuggle_case cases[] = {
     /* Request line. */
     {"two spaces after method", "GET  / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"space after version", "GET / HTTP/1.1 \r\n" H "\r\n", 0, 400, CLOSE, 0},
-    {"lower-case method", "get / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
-    {"unknown method", "FETCH / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    /* Methods are case-sensitive tokens: an unknown one is 501 (RFC 9110 9.1). */
+    {"lower-case method", "get / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"unknown method", "FETCH / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"unknown method FOO", "FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 0, 501, CLOSE, 0},
+    {"known method, a letter more", "GETX / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"RTSP method", "DESCRIBE / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"malformed method", "G@T / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"tab after method", "GET\t/ HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"unknown method, no version", "FOO /\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"lower-case protocol", "GET / http/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n" H "\r\n", 0, 505, CLOSE, 0},
     {"HTTP/3.0", "GET / HTTP/3.0\r\n" H "\r\n", 0, 505, CLOSE, 0},

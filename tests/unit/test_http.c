@@ -50,12 +50,18 @@ static void run(const char *text, size_t len, size_t step, const struct pf_limit
         snprintf(out + o, outlen - o, "PARTIAL\n");
 }
 
+static void expect_limited(const struct pf_limits *lim, const char *text, size_t step,
+                           const char *want)
+{
+    char got[512];
+    run(text, strlen(text), step, lim, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("input: %.80s\nstep %zu: want %sgot %s", text, step, want, got);
+}
+
 static void expect(const char *text, const char *want)
 {
-    char got[2048];
-    run(text, strlen(text), 0, NULL, got, sizeof(got));
-    if (strcmp(got, want) != 0)
-        fail_msg("input: %s\nwant:\n%sgot:\n%s", text, want, got);
+    expect_limited(&limits, text, 0, want);
 }
 
 struct split_case {
@@ -207,6 +213,49 @@ static void test_versions(void **state)
     EXPECT_AT_EVERY_SPLIT(t);
 }
 
+/* RFC 9110 9.1: a method the server does not know, in a well-formed request-line, is 501;
+ * RFC 9112 3: a malformed request-line is 400. Methods are case-sensitive tokens. */
+static void test_unknown_methods(void **state)
+{
+    (void)state;
+    static const struct split_case t[] = {
+        {"FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", "ERR 501\n"},
+        {"FOO /health HTTP/1.1\r\n", "ERR 501\n"}, /* decided at the end of its line */
+        {"get / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 501\n"},
+        {"GETX / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 501\n"},
+        {"GE / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 501\n"},
+        {"M-SEARCHING * HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 501\n"},
+        {"DESCRIBE / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 501\n"}, /* RTSP's, not HTTP's */
+        {"FOO http://a/b?c=d HTTP/1.0\r\n\r\n", "ERR 501\n"},
+        {"!#$%&'*+-.^_`|~09az / HTTP/1.1\r\n", "ERR 501\n"},
+        /* RFC 9112 3: a method longer than any the server implements: 501 at once. */
+        {"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ", "ERR 501\n"},
+        {"FOO / HTTP/2.0\r\nHost: a\r\n\r\n", "ERR 505\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\nFOO / HTTP/1.1\r\n\r\n", "GET / ka 1.1\nERR 501\n"},
+        /* Malformed: 400. */
+        {"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO\t/ HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"GE(T) / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {" FOO / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO  / HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO / HTTP/1.1 \r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO /\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO\r\n\r\n", "ERR 400\n"},
+        {"FOO /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO /\xd6 HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO / HTTP/1.1\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO / HTTP/1.1\rHost: a\r\n\r\n", "ERR 400\n"},
+        {"FOO / RTSP/1.0\r\n\r\n", "ERR 400\n"},
+        {"FOO / HTTP/1.10\r\n\r\n", "ERR 400\n"},
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "ERR 400\n"},
+        /* Methods llhttp knows are routed: 405 or 404 come from the router. */
+        {"DELETE / HTTP/1.1\r\nHost: a\r\n\r\n", "OTHER / ka 1.1\n"},
+    };
+    EXPECT_AT_EVERY_SPLIT(t);
+    expect("FOO / HTTP/1.", "PARTIAL\n");
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -220,36 +269,34 @@ static void test_limits(void **state)
     assert_int_equal(strlen(got), strlen("GET ") + 64 + strlen(" ka 1.1\n"));
     assert_true(strncmp(got, "GET /000", 8) == 0);
     snprintf(req, sizeof(req), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 64, 0);
-    run(req, strlen(req), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 414\n");
+    expect_limited(&lim, req, 0, "ERR 414\n");
     /* Same limit when the target arrives a byte at a time. */
-    run(req, strlen(req), 1, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 414\n");
+    expect_limited(&lim, req, 1, "ERR 414\n");
 
     snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
-    run(req, strlen(req), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "GET / ka 1.1\n");
+    expect_limited(&lim, req, 0, "GET / ka 1.1\n");
     snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
-    run(req, strlen(req), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 431\n");
+    expect_limited(&lim, req, 0, "ERR 431\n");
 
     snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n", 300, 0);
-    run(req, strlen(req), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 431\n");
-    run(req, strlen(req), 7, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 431\n");
+    expect_limited(&lim, req, 0, "ERR 431\n");
+    expect_limited(&lim, req, 7, "ERR 431\n");
 
     const char *cl10 = "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789";
-    run(cl10, strlen(cl10), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "GET / ka 1.1\n");
+    expect_limited(&lim, cl10, 0, "GET / ka 1.1\n");
     const char *cl11 = "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n";
-    run(cl11, strlen(cl11), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 413\n");
+    expect_limited(&lim, cl11, 0, "ERR 413\n");
+    /* An unknown method's target counts against the same limit. */
+    snprintf(req, sizeof(req), "FOO /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 63, 0);
+    expect_limited(&lim, req, 0, "ERR 501\n");
+    snprintf(req, sizeof(req), "FOO /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 64, 0);
+    expect_limited(&lim, req, 0, "ERR 414\n");
+    expect_limited(&lim, req, 1, "ERR 414\n");
+
     const char *chunked =
         "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
         "6\r\nabcdef\r\n0\r\n\r\n";
-    run(chunked, strlen(chunked), 0, &lim, got, sizeof(got));
-    assert_string_equal(got, "ERR 413\n");
+    expect_limited(&lim, chunked, 0, "ERR 413\n");
 }
 
 static void test_long_query_still_routes(void **state)
@@ -400,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_partial_request_is_not_idle),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_unknown_methods),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_long_query_still_routes),
         cmocka_unit_test(test_framing_rules_hold_at_every_split),
