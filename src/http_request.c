@@ -328,6 +328,10 @@ static int on_headers_complete(llhttp_t *p)
     h->in_body = true;
     if (p->content_length > h->limits->body && (p->flags & F_CONTENT_LENGTH))
         return fail(h, 413);
+    /* The asterisk-form is "*" alone, and only OPTIONS takes it (RFC 9112 3.2.4); llhttp
+     * takes it with any method and "*x" as well. */
+    if (h->target_len >= 1 && h->raw[0] == '*' && (h->target_len != 1 || p->method != HTTP_OPTIONS))
+        return fail(h, 400);
     extract_path(h);
     switch (p->method) {
     case HTTP_GET:
@@ -335,6 +339,9 @@ static int on_headers_complete(llhttp_t *p)
         break;
     case HTTP_HEAD:
         h->req.method = PF_METHOD_HEAD;
+        break;
+    case HTTP_OPTIONS:
+        h->req.method = PF_METHOD_OPTIONS;
         break;
     default:
         h->req.method = PF_METHOD_OTHER;

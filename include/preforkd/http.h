@@ -12,7 +12,7 @@
  * unknown anyway. Its full length is still counted against limits.request_line. */
 #define PF_HTTP_PATH_MAX 64
 
-enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OTHER };
+enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OPTIONS, PF_METHOD_OTHER };
 
 struct pf_request {
     enum pf_method method;
@@ -20,7 +20,7 @@ struct pf_request {
     bool keep_alive;
     bool path_truncated;
     uint16_t path_len;
-    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form */
+    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form; or "*" */
 };
 
 enum pf_http_result {

@@ -55,6 +55,8 @@ static const struct smuggle_case cases[] = {
     {"unknown path", "GET /nope HTTP/1.1\r\n" H "\r\n", 0, 404, KEEP, 0},
     {"other method", "DELETE / HTTP/1.1\r\n" H "\r\n", 0, 405, KEEP, 0},
     {"two pipelined", G H "\r\n" G H "\r\n", 0, 200, KEEP, 200},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H "\r\n", 0, 200, KEEP, 0},
+    {"OPTIONS on a route", "OPTIONS /health HTTP/1.1\r\n" H "\r\n", 0, 405, KEEP, 0},
     /* Answered, then closed. */
     {"HTTP/1.0 default close", "GET / HTTP/1.0\r\n\r\n", 0, 200, CLOSE, 0},
     {"Connection: close", G H "Connection: close\r\n\r\n", 0, 200, CLOSE, 0},
@@ -193,6 +195,9 @@ static const struct smuggle_case cases[] = {
     {"HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n", 0, 400, CLOSE, 0},
     {"no HTTP version", "GET /\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"no HTTP version, no header", "GET /\r\n\r\n", 0, 400, CLOSE, 0},
+    {"GET *", "GET * HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"HEAD *", "HEAD * HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"OPTIONS *x", "OPTIONS *x HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"RTSP version", "GET / RTSP/1.0\r\n\r\n", 0, 400, CLOSE, 0},
     {"TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 400, CLOSE, 0},
     /* After a good request, a bad one: the first is answered, then 400 and close. */

@@ -115,6 +115,15 @@ static void test_head_and_errors(void **state)
     assert_true(strncmp(r, "HTTP/1.1 405 ", 13) == 0);
     assert_non_null(strstr(r, "Allow: GET, HEAD\r\nConnection: keep-alive\r\n"));
 
+    /* OPTIONS *: the methods, no content and so no Content-Type. */
+    r = answer(PF_METHOD_OPTIONS, "*", true, 1);
+    assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(r, "\r\nContent-Length: 0\r\nAllow: GET, HEAD\r\n\r\n"));
+    assert_null(strstr(r, "Content-Type"));
+    assert_string_equal(body_of(r), "");
+    assert_int_equal(last_answer.status, 200);
+    assert_int_equal(last_answer.body_bytes, 0);
+
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
     pf_handlers_error(&ctx, 431, &b);

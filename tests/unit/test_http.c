@@ -33,7 +33,7 @@ static void run(const char *text, size_t len, size_t step, const struct pf_limit
             enum pf_http_result r = pf_http_feed(&h, text + off, end - off, &used);
             off += used;
             if (r == PF_HTTP_REQUEST) {
-                static const char *const m[] = {"GET", "HEAD", "OTHER"};
+                static const char *const m[] = {"GET", "HEAD", "OPTIONS", "OTHER"};
                 o += (size_t)snprintf(out + o, outlen - o, "%s %.*s%s %s 1.%u\n", m[h.req.method],
                                       h.req.path_len, h.req.path, h.req.path_truncated ? "..." : "",
                                       h.req.keep_alive ? "ka" : "close", h.req.http_minor);
@@ -256,6 +256,24 @@ static void test_unknown_methods(void **state)
     expect("FOO / HTTP/1.", "PARTIAL\n");
 }
 
+/* RFC 9112 3.2.4: the asterisk-form is for OPTIONS only; "*" is the whole target. */
+static void test_asterisk_form(void **state)
+{
+    (void)state;
+    static const struct split_case t[] = {
+        {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * ka 1.1\n"},
+        {"OPTIONS /health HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS /health ka 1.1\n"},
+        {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"HEAD * HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"POST * HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "ERR 400\n"},
+        {"GET *abc HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"OPTIONS *abc HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"OPTIONS ** HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+        {"OPTIONS *?x HTTP/1.1\r\nHost: a\r\n\r\n", "ERR 400\n"},
+    };
+    EXPECT_AT_EVERY_SPLIT(t);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -448,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_unknown_methods),
+        cmocka_unit_test(test_asterisk_form),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_long_query_still_routes),
         cmocka_unit_test(test_framing_rules_hold_at_every_split),

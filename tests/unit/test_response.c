@@ -15,7 +15,7 @@ static void test_exact_bytes(void **state)
     char mem[PF_RESPONSE_MAX];
     struct pf_buf b;
     pf_buf_init(&b, mem, sizeof(mem));
-    pf_response_write(&b, &rc, 200, "{\"a\":1}", 7, 0);
+    pf_response_write(&b, &rc, 200, PF_BLOCK_JSON, "{\"a\":1}", 7, 0);
     const char *want = "HTTP/1.1 200 OK\r\n"
                        "Server: preforkd\r\n"
                        "Content-Type: application/json\r\n"
@@ -35,14 +35,15 @@ static void test_flags(void **state)
     char mem[PF_RESPONSE_MAX];
     struct pf_buf b;
     pf_buf_init(&b, mem, sizeof(mem));
-    pf_response_write(&b, &rc, 405, "xyz", 3, PF_RESP_HEAD | PF_RESP_CLOSE | PF_RESP_ALLOW_GET);
+    pf_response_write(&b, &rc, 405, PF_BLOCK_JSON, "xyz", 3,
+                      PF_RESP_HEAD | PF_RESP_CLOSE | PF_RESP_ALLOW_GET);
     mem[b.len] = '\0';
     assert_true(strncmp(mem, "HTTP/1.1 405 Method Not Allowed\r\n", 33) == 0);
     assert_non_null(
         strstr(mem, "\r\nContent-Length: 3\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n"));
     assert_null(strstr(mem, "xyz")); /* HEAD: no body */
     pf_buf_init(&b, mem, sizeof(mem));
-    pf_response_write(&b, &rc, 200, "", 0, PF_RESP_KEEPALIVE);
+    pf_response_write(&b, &rc, 200, PF_BLOCK_EMPTY, "", 0, PF_RESP_KEEPALIVE);
     mem[b.len] = '\0';
     assert_non_null(strstr(mem, "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
 }
@@ -60,12 +61,12 @@ static void test_date_changes_once_a_second(void **state)
     (void)state;
     struct pf_response_cache rc = {0};
     pf_response_cache_tick(&rc, 1000);
-    char first[sizeof(rc.common)];
-    memcpy(first, rc.common, sizeof(first));
+    struct pf_response_cache first = rc;
     pf_response_cache_tick(&rc, 1000);
-    assert_memory_equal(first, rc.common, sizeof(first));
+    assert_memory_equal(&first, &rc, sizeof(rc));
     pf_response_cache_tick(&rc, 1001);
-    assert_non_null(strstr(rc.common, "00:16:41 GMT"));
+    for (int b = 0; b < PF_BLOCK_COUNT; b++)
+        assert_non_null(strstr(rc.block[b].text, "00:16:41 GMT"));
 }
 
 int main(void)
