@@ -359,6 +359,16 @@ static bool faulty_10_framing(const llhttp_t *p)
     return p->http_minor == 0 && (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
 }
 
+/* A chunk's declared size is known before its data: one that takes the body past
+ * limits.body is 413 now, rather than once the data has come (or the client stops
+ * sending it and the body times out). */
+static int on_chunk_header(llhttp_t *p)
+{
+    struct pf_http *h = self(p);
+    assert(h->body_bytes <= h->limits->body); /* on_body stops at the first byte past it */
+    return p->content_length > h->limits->body - h->body_bytes ? fail(h, 413) : 0;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     (void)at;
@@ -389,6 +399,7 @@ static const llhttp_settings_t settings = {
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
+    .on_chunk_header = on_chunk_header,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };

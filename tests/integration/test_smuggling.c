@@ -166,6 +166,12 @@ static const struct smuggle_case cases[] = {
     {"chunk size overflow",
      G H "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n", 0, 400,
      CLOSE, 0},
+    {"chunk size past limits.body",
+     "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "FFFFFFFFFFFFFFFF\r\nhello",
+     0, 413, CLOSE, 0},
+    {"chunk size past limits.body, no data", G H "Transfer-Encoding: chunked\r\n\r\n100001\r\n", 0,
+     413, CLOSE, 0},
     {"no CRLF after chunk data", G H "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 0,
      400, CLOSE, 0},
     {"bare LF after chunk data", G H "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", 0,

@@ -315,6 +315,19 @@ static void test_limits(void **state)
         "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
         "6\r\nabcdef\r\n0\r\n\r\n";
     expect_limited(&lim, chunked, 0, "ERR 413\n");
+    /* A chunk whose declared size is past the limit is 413 before any of its data. */
+#define TE_CHUNKED "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    expect_limited(&lim, TE_CHUNKED "b\r\n", 0, "ERR 413\n");
+    expect_limited(&lim, TE_CHUNKED "b\r\n", 1, "ERR 413\n");
+    expect_limited(&lim, TE_CHUNKED "6\r\nabcdef\r\n5\r\n", 0, "ERR 413\n");
+    expect_limited(&lim, TE_CHUNKED "FFFFFFFFFFFFFFFF\r\nhello", 0, "ERR 413\n");
+    expect_limited(&lim, TE_CHUNKED "FFFFFFFFFFFFFFFF;x=y\r\nhello", 3, "ERR 413\n");
+    expect_limited(&lim, TE_CHUNKED "a\r\n0123456789\r\n0\r\n\r\n", 0, "GET / ka 1.1\n");
+    expect_limited(&lim, TE_CHUNKED "6\r\nabcdef\r\n4\r\nabcd\r\n0\r\n\r\n", 1, "GET / ka 1.1\n");
+    expect(TE_CHUNKED "FFFFFFFFFFFFFFFF\r\nhello", "ERR 413\n");
+    expect(TE_CHUNKED "100001\r\n", "ERR 413\n"); /* limits.body is 1 MiB here */
+    expect(TE_CHUNKED "100000\r\n", "PARTIAL\n");
+#undef TE_CHUNKED
 }
 
 static void test_long_query_still_routes(void **state)
