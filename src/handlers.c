@@ -66,13 +66,19 @@ static bool cluster_degraded(const struct pf_handler_ctx *ctx)
     return ctx->board && atomic_load_explicit(&ctx->board->cluster->degraded, memory_order_relaxed);
 }
 
+/* /health answers 503 while degraded when configured to. */
+static bool health_fails(const struct pf_handler_ctx *ctx, bool degraded)
+{
+    return degraded && ctx->fail_when_degraded;
+}
+
 static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b, bool degraded)
 {
     if (ctx->memory_sampled_ms < 0 || ctx->now_ms - ctx->memory_sampled_ms >= 1000) {
         if (ctx->sample_memory(&ctx->memory) == 0)
             ctx->memory_sampled_ms = ctx->now_ms;
     }
-    if (degraded && ctx->fail_when_degraded)
+    if (health_fails(ctx, degraded))
         pf_buf_put_lit(b, "{\"status\":\"degraded\",\"worker\":");
     else
         pf_buf_put_lit(b, "{\"status\":\"healthy\",\"worker\":");
@@ -157,7 +163,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         break;
     case PF_ROUTE_HEALTH: {
         bool degraded = cluster_degraded(ctx);
-        if (degraded && ctx->fail_when_degraded)
+        if (health_fails(ctx, degraded))
             status = 503;
         health_body(ctx, &body, degraded);
         break;
@@ -200,6 +206,14 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
     pf_response_write(out, &ctx->responses, status, block, body.data, body.len, flags);
     answer->status = status;
     answer->body_bytes = req->method == PF_METHOD_HEAD ? 0 : body.len;
+}
+
+bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req)
+{
+    struct pf_route_match m = pf_router_match(req, ctx->metrics_path);
+    if (m.route == PF_ROUTE_HEALTH)
+        return !health_fails(ctx, cluster_degraded(ctx));
+    return m.status == 200;
 }
 
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out)

@@ -43,6 +43,7 @@ enum pf_http_field {
     PF_FIELD_OTHER,
     PF_FIELD_HOST,
     PF_FIELD_TRANSFER_ENCODING,
+    PF_FIELD_EXPECT,
     PF_FIELD_REFERER,
     PF_FIELD_USER_AGENT,
     PF_FIELD_COUNT
@@ -57,6 +58,7 @@ static const struct {
 } field_names[PF_FIELD_COUNT] = {
     [PF_FIELD_HOST] = FIELD_NAME("host"),
     [PF_FIELD_TRANSFER_ENCODING] = FIELD_NAME("transfer-encoding"),
+    [PF_FIELD_EXPECT] = FIELD_NAME("expect"),
     [PF_FIELD_REFERER] = FIELD_NAME("referer"),
     [PF_FIELD_USER_AGENT] = FIELD_NAME("user-agent"),
 };
@@ -137,6 +139,45 @@ static enum host_state host_step(struct pf_http *h, enum host_state st, unsigned
     }
 }
 
+/* Expect's list, a byte at a time: the only expectation there is, "100-continue", is
+ * case-insensitive and takes no parameters (RFC 9110 10.1.1); any other element is one
+ * this server cannot meet. Empty elements do not count (RFC 9110 5.6.1). */
+static const char expect_100[] = "100-continue";
+
+static void expect_element_start(struct pf_http *h)
+{
+    h->expect_len = 0;
+    h->expect_match = true;
+    h->expect_after = false;
+}
+
+static void expect_element_end(struct pf_http *h)
+{
+    if (h->expect_len == 0)
+        return;
+    if (h->expect_match && h->expect_len == sizeof(expect_100) - 1)
+        h->expect_continue = true;
+    else
+        h->expect_unknown = true;
+    expect_element_start(h);
+}
+
+static void expect_step(struct pf_http *h, unsigned char c)
+{
+    if (c == ',') {
+        expect_element_end(h);
+    } else if (c == ' ' || c == '\t') {
+        h->expect_after = h->expect_len > 0;
+    } else {
+        unsigned char lower = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        if (h->expect_after || h->expect_len >= sizeof(expect_100) - 1 ||
+            lower != (unsigned char)expect_100[h->expect_len])
+            h->expect_match = false;
+        if (h->expect_len < UINT8_MAX)
+            h->expect_len++;
+    }
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     struct pf_http *h = self(p);
@@ -145,6 +186,8 @@ static int on_message_begin(llhttp_t *p)
     h->host_count = 0;
     h->te_count = 0;
     h->te_coding = false;
+    h->expect_continue = false;
+    h->expect_unknown = false;
     h->field = PF_FIELD_OTHER;
     h->name_len = 0;
     h->referer_len = 0;
@@ -257,6 +300,8 @@ static int on_header_field_complete(llhttp_t *p)
     if (f == PF_FIELD_HOST) {
         h->host_count++;
         h->host_state = HOST_START;
+    } else if (f == PF_FIELD_EXPECT) {
+        expect_element_start(h);
     } else if (f == PF_FIELD_TRANSFER_ENCODING)
         h->te_count++;
     h->capture_into = NULL;
@@ -287,6 +332,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (h->field == PF_FIELD_TRANSFER_ENCODING) {
         for (size_t i = 0; i < len && !h->te_coding; i++)
             h->te_coding = at[i] != ' ' && at[i] != '\t';
+    } else if (h->field == PF_FIELD_EXPECT) {
+        for (size_t i = 0; i < len; i++)
+            expect_step(h, (unsigned char)at[i]);
     }
     if (h->capture_into) {
         size_t room = sizeof(h->referer) - *h->capture_len;
@@ -304,6 +352,8 @@ static int on_header_value_complete(llhttp_t *p)
     /* An invalid Host value is 400 (RFC 9110 7.2). */
     if (h->field == PF_FIELD_HOST && !host_complete(h->host_state))
         return fail(h, 400);
+    if (h->field == PF_FIELD_EXPECT)
+        expect_element_end(h);
     return 0;
 }
 
@@ -349,6 +399,15 @@ static int on_headers_complete(llhttp_t *p)
     /* A later HTTP/1.x minor version is answered as 1.1, the highest this server speaks
      * (RFC 9110 2.5). */
     h->req.http_minor = p->http_minor > 1 ? 1 : p->http_minor;
+    if (h->expect_unknown)
+        return fail(h, 417);
+    /* 100-continue in HTTP/1.0 is ignored (RFC 9110 10.1.1); without a body to come there
+     * is nothing to ask for. */
+    bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+    if (h->expect_continue && h->req.http_minor >= 1 && body) {
+        h->head_paused = true;
+        return HPE_PAUSED;
+    }
     return 0;
 }
 
@@ -580,10 +639,14 @@ static enum pf_http_result parse(struct pf_http *h, const char *data, size_t len
     case HPE_OK:
         *used = len;
         return PF_HTTP_NEED_MORE;
-    case HPE_PAUSED:
+    case HPE_PAUSED: {
+        /* Paused at the end of the head (Expect) or of the message. */
+        bool head = h->head_paused;
+        h->head_paused = false;
         *used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
         llhttp_resume(&h->parser);
-        return PF_HTTP_REQUEST;
+        return head ? PF_HTTP_CONTINUE : PF_HTTP_REQUEST;
+    }
     case HPE_PAUSED_UPGRADE:
         /* Reached only once the upgrade request was answered and the connection is
          * marked to close; nothing after it is parsed. */

@@ -41,6 +41,7 @@ static const struct {
     {408, "HTTP/1.1 408 Request Timeout\r\n", "Request Timeout"},
     {413, "HTTP/1.1 413 Content Too Large\r\n", "Content Too Large"},
     {414, "HTTP/1.1 414 URI Too Long\r\n", "URI Too Long"},
+    {417, "HTTP/1.1 417 Expectation Failed\r\n", "Expectation Failed"},
     {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n", "Request Header Fields Too Large"},
     {500, "HTTP/1.1 500 Internal Server Error\r\n", "Internal Server Error"},
     {501, "HTTP/1.1 501 Not Implemented\r\n", "Not Implemented"},
@@ -89,4 +90,9 @@ void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, u
     pf_response_write_head(out, rc, status, block, body_len, flags);
     if (!(flags & PF_RESP_HEAD))
         pf_buf_put(out, body, body_len);
+}
+
+void pf_response_write_continue(struct pf_buf *out)
+{
+    pf_buf_put_lit(out, "HTTP/1.1 100 Continue\r\n\r\n");
 }

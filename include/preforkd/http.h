@@ -27,6 +27,10 @@ enum pf_http_result {
     PF_HTTP_NEED_MORE, /* all input consumed, no complete request yet */
     PF_HTTP_REQUEST,   /* a request is complete in http->req */
     PF_HTTP_ERROR,     /* unusable input: answer http->error_status and close */
+    /* The head of a request with "Expect: 100-continue" and a body to come is complete in
+     * http->req: answer 100 Continue and feed on, or answer the final status now and
+     * close (RFC 9110 10.1.1). */
+    PF_HTTP_CONTINUE,
 };
 
 struct pf_http {
@@ -45,7 +49,14 @@ struct pf_http {
     /* Framing rules llhttp leaves to us (RFC 9112: one request, one meaning). */
     uint8_t host_count;
     uint8_t te_count;
-    bool te_coding;     /* the Transfer-Encoding value holds more than spaces and tabs */
+    bool te_coding; /* the Transfer-Encoding value holds more than spaces and tabs */
+    /* Expect = #expectation: the list element being read, and what the list holds. */
+    uint8_t expect_len; /* its bytes, spaces and tabs inside or after it excepted */
+    bool expect_match;  /* every byte so far matches "100-continue" */
+    bool expect_after;  /* a space or tab came after its first byte */
+    bool expect_continue;
+    bool expect_unknown;
+    bool head_paused;   /* paused at the end of the head for PF_HTTP_CONTINUE */
     uint8_t host_state; /* where the check of the Host value stands */
     uint8_t host_ip_len;
     char host_ip[46]; /* an IPv6 literal's text, for inet_pton (INET6_ADDRSTRLEN) */

@@ -41,6 +41,8 @@ const char *pf_response_reason(uint16_t status);
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
                        enum pf_header_block block, const char *body, size_t body_len,
                        unsigned flags);
+/* The interim answer to Expect: 100-continue. */
+void pf_response_write_continue(struct pf_buf *out);
 /* Status line and headers only, for a body sent from elsewhere. */
 void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
                             enum pf_header_block block, size_t body_len, unsigned flags);

@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -57,6 +59,25 @@ static const struct smuggle_case cases[] = {
     {"two pipelined", G H "\r\n" G H "\r\n", 0, 200, KEEP, 200},
     {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H "\r\n", 0, 200, KEEP, 0},
     {"OPTIONS on a route", "OPTIONS /health HTTP/1.1\r\n" H "\r\n", 0, 405, KEEP, 0},
+    /* Expect (RFC 9110 10.1.1). */
+    {"Expect 100-continue, no body to come", G H "Expect: 100-continue\r\n\r\n", 0, 200, KEEP, 0},
+    {"Expect 100-continue, body already sent",
+     "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", 0,
+     200, KEEP, 0},
+    {"Expect 100-continue, 405 known from the head",
+     "POST /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 0,
+     405, CLOSE, 0},
+    {"Expect 100-continue, 405, body sent anyway",
+     "POST /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+     0, 405, CLOSE, 0},
+    {"Expect 100-continue, 404 known from the head",
+     "GET /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+     0, 404, CLOSE, 0},
+    {"Expect 100-continue, body past the limit",
+     G H "Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n", 0, 413, CLOSE, 0},
+    {"Expect: foo", G H "Expect: foo\r\n\r\n", 0, 417, CLOSE, 0},
+    {"Expect: 100-continue, foo", G H "Expect: 100-continue, foo\r\nContent-Length: 5\r\n\r\n", 0,
+     417, CLOSE, 0},
     /* Answered, then closed. */
     {"HTTP/1.0 default close", "GET / HTTP/1.0\r\n\r\n", 0, 200, CLOSE, 0},
     {"Connection: close", G H "Connection: close\r\n\r\n", 0, 200, CLOSE, 0},
@@ -287,8 +308,58 @@ static void test_table(void **state)
     assert_false(daemon_log_contains(&d, "killed by signal"));
 }
 
+/* Reads until the end of a response head ("\r\n\r\n"); returns its length, 0 on EOF or
+ * after 5 s. */
+static size_t read_head(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    while (len < cap - 1 && !memmem(buf, len, "\r\n\r\n", 4)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + len, 1, 0); /* a byte at a time: nothing past the head */
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return memmem(buf, len, "\r\n\r\n", 4) ? len : 0;
+}
+
+/* A route that will read the body asks for it with 100 Continue, then answers it and
+ * keeps the connection. */
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+    };
+    static const char *const bodies[] = {"hello", "5\r\nhello\r\n0\r\n\r\n"};
+    static char buf[4096];
+    for (size_t i = 0; i < 2; i++) {
+        int fd = tcp_connect(d.port);
+        send_str(fd, heads[i]);
+        assert_int_not_equal(read_head(fd, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+        send_str(fd, bodies[i]);
+        bool eof;
+        size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_int_equal(status_of(buf), 200);
+        assert_int_equal(count_responses(buf, n), 1);
+        assert_null(strstr(buf, "Connection: close"));
+        /* The connection goes on. */
+        send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_int_equal(status_of(buf), 200);
+        close(fd);
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table),
+                                       cmocka_unit_test(test_expect_continue)};
     return cmocka_run_group_tests(tests, start, stop);
 }

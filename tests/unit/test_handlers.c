@@ -126,12 +126,32 @@ static void test_head_and_errors(void **state)
 
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
+    pf_handlers_error(&ctx, 417, &b);
+    mem[b.len] = '\0';
+    const char *line = "HTTP/1.1 417 Expectation Failed\r\n";
+    assert_true(strncmp(mem, line, strlen(line)) == 0);
+    pf_buf_init(&b, mem, PF_RESPONSE_MAX);
     pf_handlers_error(&ctx, 431, &b);
     mem[b.len] = '\0';
     assert_true(strncmp(mem, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0);
     assert_non_null(strstr(mem, "Connection: close\r\n"));
     assert_string_equal(body_of(mem),
                         "{\"error\":\"Request Header Fields Too Large\",\"status\":431}");
+}
+
+/* Expect: 100-continue: is the body worth asking for, or is the answer already known? */
+static void test_takes_body(void **state)
+{
+    (void)state;
+    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true, .http_minor = 1};
+    memcpy(req.path, "/health", 7);
+    req.path_len = 7;
+    assert_true(pf_handlers_takes_body(&ctx, &req));
+    req.method = PF_METHOD_OTHER; /* 405 */
+    assert_false(pf_handlers_takes_body(&ctx, &req));
+    req.method = PF_METHOD_GET;
+    req.path_len = 5; /* "/heal": 404 */
+    assert_false(pf_handlers_takes_body(&ctx, &req));
 }
 
 static void test_heavy_costs_about_ten_times_sum(void **state)
@@ -163,6 +183,7 @@ int main(void)
         cmocka_unit_test_setup(test_health_body_and_sampling, setup),
         cmocka_unit_test_setup(test_real_memory_sample, setup),
         cmocka_unit_test_setup(test_head_and_errors, setup),
+        cmocka_unit_test_setup(test_takes_body, setup),
         cmocka_unit_test_setup(test_heavy_costs_about_ten_times_sum, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,9 @@ static void run(const char *text, size_t len, size_t step, const struct pf_limit
             } else if (r == PF_HTTP_ERROR) {
                 o += (size_t)snprintf(out + o, outlen - o, "ERR %u\n", h.error_status);
                 return;
+            } else if (r == PF_HTTP_CONTINUE) {
+                o += (size_t)snprintf(out + o, outlen - o, "CONTINUE %.*s\n", h.req.path_len,
+                                      h.req.path);
             } else {
                 break;
             }
@@ -274,6 +277,48 @@ static void test_asterisk_form(void **state)
     EXPECT_AT_EVERY_SPLIT(t);
 }
 
+/* Expect (RFC 9110 10.1.1): 100-continue with a body to come stops at the end of the head
+ * so that the caller can answer 100 or the final status; any other expectation is 417. */
+static void test_expect(void **state)
+{
+    (void)state;
+#define EXPECT_CL5(v)                                                                              \
+    "POST /health HTTP/1.1\r\nHost: a\r\nExpect: " v "\r\nContent-Length: 5\r\n\r\nhello"
+    static const struct split_case t[] = {
+        {EXPECT_CL5("100-continue"), "CONTINUE /health\nOTHER /health ka 1.1\n"},
+        {EXPECT_CL5("100-CONTINUE"), "CONTINUE /health\nOTHER /health ka 1.1\n"},
+        {EXPECT_CL5("100-continue  "), "CONTINUE /health\nOTHER /health ka 1.1\n"},
+        {EXPECT_CL5(", 100-continue ,"), "CONTINUE /health\nOTHER /health ka 1.1\n"},
+        {EXPECT_CL5("100-continue, 100-continue"), "CONTINUE /health\nOTHER /health ka 1.1\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n5\r\nhello\r\n0\r\n\r\n",
+         "CONTINUE /\nGET / ka 1.1\n"},
+        /* No body to come: nothing to ask for. */
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", "GET / ka 1.1\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+         "GET / ka 1.1\n"},
+        /* HTTP/1.0: 100-continue is ignored (RFC 9110 10.1.1). */
+        {"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+         "OTHER / close 1.0\n"},
+        {EXPECT_CL5(""), "OTHER /health ka 1.1\n"},
+        /* Expectations this server cannot meet. */
+        {EXPECT_CL5("foo"), "ERR 417\n"},
+        {EXPECT_CL5("100-continue, foo"), "ERR 417\n"},
+        {EXPECT_CL5("100-continues"), "ERR 417\n"},
+        {EXPECT_CL5("100-continue x"), "ERR 417\n"},
+        {EXPECT_CL5("100-continue;a=b"), "ERR 417\n"},
+        {EXPECT_CL5("100"), "ERR 417\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: foo\r\n\r\n", "ERR 417\n"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n\r\n", "ERR 417\n"},
+        {"GET / HTTP/1.0\r\nExpect: foo\r\n\r\n", "ERR 417\n"},
+        /* A body past the limit is 413 before any 100. */
+        {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n",
+         "ERR 413\n"},
+    };
+#undef EXPECT_CL5
+    EXPECT_AT_EVERY_SPLIT(t);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -480,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_unknown_methods),
         cmocka_unit_test(test_asterisk_form),
+        cmocka_unit_test(test_expect),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_long_query_still_routes),
         cmocka_unit_test(test_framing_rules_hold_at_every_split),
