@@ -166,6 +166,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         if (health_fails(ctx, degraded))
             status = 503;
         health_body(ctx, &body, degraded);
+        block = PF_BLOCK_JSON_NO_STORE;
         break;
     }
     case PF_ROUTE_METRICS:
@@ -186,6 +187,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         }
         status = 500;
         pf_buf_put_lit(&body, "{\"error\":\"metrics unavailable\"}");
+        block = PF_BLOCK_JSON_NO_STORE;
         break;
     case PF_ROUTE_SERVER_OPTIONS:
         /* What works on this server's resources; no content (RFC 9110 9.3.7). */

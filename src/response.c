@@ -6,7 +6,12 @@
 /* What each block holds besides Server and Date. */
 static const char *const block_fields[PF_BLOCK_COUNT] = {
     [PF_BLOCK_JSON] = "Content-Type: application/json\r\n",
-    [PF_BLOCK_PROMETHEUS] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
+    /* A shared cache may store a 200 it was not told about (RFC 9111 3), and would then
+     * answer for a health or a set of counters that are no longer true. */
+    [PF_BLOCK_JSON_NO_STORE] = "Content-Type: application/json\r\n"
+                               "Cache-Control: no-store\r\n",
+    [PF_BLOCK_PROMETHEUS] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                            "Cache-Control: no-store\r\n",
     [PF_BLOCK_EMPTY] = "",
 };
 

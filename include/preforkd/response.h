@@ -21,9 +21,10 @@ enum {
 
 /* The fixed header blocks a response starts with, after its status line. */
 enum pf_header_block {
-    PF_BLOCK_JSON,       /* a JSON body */
-    PF_BLOCK_PROMETHEUS, /* Prometheus' text format */
-    PF_BLOCK_EMPTY,      /* no content, so no Content-Type */
+    PF_BLOCK_JSON,          /* a JSON body */
+    PF_BLOCK_JSON_NO_STORE, /* a JSON body about this moment (/health): no cache stores it */
+    PF_BLOCK_PROMETHEUS,    /* Prometheus' text format, not stored either */
+    PF_BLOCK_EMPTY,         /* no content, so no Content-Type */
     PF_BLOCK_COUNT
 };
 

@@ -115,6 +115,17 @@ static void test_head_and_errors(void **state)
     assert_true(strncmp(r, "HTTP/1.1 405 ", 13) == 0);
     assert_non_null(strstr(r, "Allow: GET, HEAD\r\nConnection: keep-alive\r\n"));
 
+    /* /health is never stored by a cache; the sums may be. */
+    assert_non_null(
+        strstr(answer(PF_METHOD_GET, "/health", true, 1), "\r\nCache-Control: no-store\r\n"));
+    assert_non_null(
+        strstr(answer(PF_METHOD_HEAD, "/health", true, 1), "\r\nCache-Control: no-store\r\n"));
+    assert_null(strstr(answer(PF_METHOD_GET, "/", true, 1), "Cache-Control"));
+    ctx.metrics_path = "/metrics"; /* no scoreboard here: 500, not stored either */
+    r = answer(PF_METHOD_GET, "/metrics", true, 1);
+    assert_true(strncmp(r, "HTTP/1.1 500 ", 13) == 0);
+    assert_non_null(strstr(r, "\r\nCache-Control: no-store\r\n"));
+
     /* OPTIONS *: the methods, no content and so no Content-Type. */
     r = answer(PF_METHOD_OPTIONS, "*", true, 1);
     assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
