@@ -295,15 +295,23 @@ static int on_header_field_complete(llhttp_t *p)
     struct pf_http *h = self(p);
     if (h->name_len == 0)
         return fail(h, 400); /* ": value" */
-    enum pf_http_field f = field_of(h);
+    /* Trailer fields are not merged into the head (RFC 9110 6.5.1): none is looked at. */
+    enum pf_http_field f = h->in_body ? PF_FIELD_OTHER : field_of(h);
     h->field = (uint8_t)f;
-    if (f == PF_FIELD_HOST) {
+    switch (f) {
+    case PF_FIELD_HOST:
         h->host_count++;
         h->host_state = HOST_START;
-    } else if (f == PF_FIELD_EXPECT) {
-        expect_element_start(h);
-    } else if (f == PF_FIELD_TRANSFER_ENCODING)
+        break;
+    case PF_FIELD_TRANSFER_ENCODING:
         h->te_count++;
+        break;
+    case PF_FIELD_EXPECT:
+        expect_element_start(h);
+        break;
+    default:
+        break;
+    }
     h->capture_into = NULL;
     if (h->capture && f == PF_FIELD_REFERER) {
         h->capture_into = h->referer;
@@ -323,18 +331,24 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct pf_http *h = self(p);
-    if (h->field == PF_FIELD_HOST) {
+    switch (h->field) {
+    case PF_FIELD_HOST: {
         enum host_state st = h->host_state;
         for (size_t i = 0; i < len && st != HOST_BAD; i++)
             st = host_step(h, st, (unsigned char)at[i]);
         h->host_state = (uint8_t)st;
+        break;
     }
-    if (h->field == PF_FIELD_TRANSFER_ENCODING) {
+    case PF_FIELD_TRANSFER_ENCODING:
         for (size_t i = 0; i < len && !h->te_coding; i++)
             h->te_coding = at[i] != ' ' && at[i] != '\t';
-    } else if (h->field == PF_FIELD_EXPECT) {
+        break;
+    case PF_FIELD_EXPECT:
         for (size_t i = 0; i < len; i++)
             expect_step(h, (unsigned char)at[i]);
+        break;
+    default:
+        break;
     }
     if (h->capture_into) {
         size_t room = sizeof(h->referer) - *h->capture_len;

@@ -401,6 +401,10 @@ static void test_framing_rules_hold_at_every_split(void **state)
          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
          "ERR 400\n"},
         {"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "GET / close 1.0\n"},
+        /* Trailer fields are not looked at: not the head's Host, Expect or framing. */
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+         "Host: a/b\r\nExpect: foo\r\nTransfer-Encoding: \r\n\r\n",
+         "GET / ka 1.1\n"},
         /* A body may hold bare LFs and leading spaces: only the head is checked. */
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n a\nb\rc"
          "GET /health HTTP/1.1\r\nHost: a\r\n\r\n",
