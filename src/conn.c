@@ -108,6 +108,51 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
     count(c, env, PF_STAT_OTHER, status, 0);
 }
 
+/* Answers the request in c->http.req. */
+static void answer_request(struct pf_conn *c, struct pf_conn_env *env)
+{
+    struct pf_request *req = &c->http.req;
+    struct pf_buf out;
+    pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+    struct pf_answer answer;
+    pf_handlers_respond(env->ctx, req, &out, &answer);
+    c->wlen += (uint32_t)out.len;
+    c->ext = answer.ext;
+    c->ext_len = answer.ext_len;
+    c->ext_pos = 0;
+    count(c, env, answer.route, answer.status, answer.body_bytes);
+    if (!req->keep_alive) {
+        c->closing = true;
+        /* Bytes after a "close" request are never read: drain them. */
+        c->linger = c->rpos < c->rlen || !c->peer_closed;
+    }
+    /* The next request, if any, starts now. */
+    c->request_ms = env->ctx->now_ms;
+    c->body_ms = 0;
+}
+
+/* The head of a request with Expect: 100-continue is here and its body is to come (RFC
+ * 9110 10.1.1). */
+static void answer_expectation(struct pf_conn *c, struct pf_conn_env *env)
+{
+    if (!pf_handlers_takes_body(env->ctx, &c->http.req)) {
+        /* The final status is known already: send it now rather than ask for a body only
+         * to drop it. Whether the client sends the body anyway cannot be known, so the
+         * connection closes, and the lingering close drains what comes. */
+        c->http.req.keep_alive = false;
+        answer_request(c, env);
+        return;
+    }
+    /* Ask for the body, unless some of it is here already: that client did not wait. */
+    if (c->rpos == c->rlen) {
+        struct pf_buf out;
+        pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+        pf_response_write_continue(&out);
+        c->wlen += (uint32_t)out.len;
+    }
+    c->body_ms = env->ctx->now_ms;
+}
+
 /* Turns buffered input into responses until the input is used up, the output buffer
  * needs flushing, or the connection is to close. */
 static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
@@ -129,27 +174,14 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
             answer_error(c, env, c->http.error_status);
             return;
         }
-        struct pf_request *req = &c->http.req;
+        if (r == PF_HTTP_CONTINUE) {
+            answer_expectation(c, env);
+            continue;
+        }
         /* While draining, the last request already read is answered with "close". */
         if (env->draining && c->rpos == c->rlen)
-            req->keep_alive = false;
-        struct pf_buf out;
-        pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
-        struct pf_answer answer;
-        pf_handlers_respond(env->ctx, req, &out, &answer);
-        c->wlen += (uint32_t)out.len;
-        c->ext = answer.ext;
-        c->ext_len = answer.ext_len;
-        c->ext_pos = 0;
-        count(c, env, answer.route, answer.status, answer.body_bytes);
-        if (!req->keep_alive) {
-            c->closing = true;
-            /* Bytes after a "close" request are never read: drain them. */
-            c->linger = c->rpos < c->rlen || !c->peer_closed;
-        }
-        /* The next request, if any, starts now. */
-        c->request_ms = env->ctx->now_ms;
-        c->body_ms = 0;
+            c->http.req.keep_alive = false;
+        answer_request(c, env);
     }
 }
 

@@ -51,13 +51,19 @@ static bool cluster_degraded(const struct pf_handler_ctx *ctx)
     return ctx->board && atomic_load_explicit(&ctx->board->cluster->degraded, memory_order_relaxed);
 }
 
+/* /health answers 503 while degraded when configured to. */
+static bool health_fails(const struct pf_handler_ctx *ctx, bool degraded)
+{
+    return degraded && ctx->fail_when_degraded;
+}
+
 static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b, bool degraded)
 {
     if (ctx->memory_sampled_ms < 0 || ctx->now_ms - ctx->memory_sampled_ms >= 1000) {
         if (ctx->sample_memory(&ctx->memory) == 0)
             ctx->memory_sampled_ms = ctx->now_ms;
     }
-    if (degraded && ctx->fail_when_degraded)
+    if (health_fails(ctx, degraded))
         pf_buf_put_lit(b, "{\"status\":\"degraded\",\"worker\":");
     else
         pf_buf_put_lit(b, "{\"status\":\"healthy\",\"worker\":");
@@ -124,6 +130,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
     struct pf_route_match m = pf_router_match(req, ctx->metrics_path);
     unsigned flags = connection_flags(req);
     uint16_t status = m.status;
+    enum pf_header_block block = PF_BLOCK_JSON;
     *answer = (struct pf_answer){.route = stat_route(m.route)};
 
     switch (m.route) {
@@ -141,9 +148,10 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         break;
     case PF_ROUTE_HEALTH: {
         bool degraded = cluster_degraded(ctx);
-        if (degraded && ctx->fail_when_degraded)
+        if (health_fails(ctx, degraded))
             status = 503;
         health_body(ctx, &body, degraded);
+        block = PF_BLOCK_JSON_NO_STORE;
         break;
     }
     case PF_ROUTE_METRICS:
@@ -151,8 +159,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
             pf_metrics_render(ctx->board, ctx->now_ms, &answer->ext, &answer->ext_len) == 0) {
             /* The head goes in out; the text follows from its own buffer. */
             flags |= req->method == PF_METHOD_HEAD ? PF_RESP_HEAD : 0;
-            pf_response_write_head(out, &ctx->responses, 200, answer->ext_len, flags,
-                                   PF_CONTENT_PROMETHEUS);
+            pf_response_write_head(out, &ctx->responses, 200, PF_BLOCK_PROMETHEUS, answer->ext_len,
+                                   flags);
             answer->status = 200;
             answer->body_bytes = req->method == PF_METHOD_HEAD ? 0 : answer->ext_len;
             if (req->method == PF_METHOD_HEAD) {
@@ -164,6 +172,12 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         }
         status = 500;
         pf_buf_put_lit(&body, "{\"error\":\"metrics unavailable\"}");
+        block = PF_BLOCK_JSON_NO_STORE;
+        break;
+    case PF_ROUTE_SERVER_OPTIONS:
+        /* What works on this server's resources; no content (RFC 9110 9.3.7). */
+        flags |= PF_RESP_ALLOW_GET;
+        block = PF_BLOCK_EMPTY;
         break;
     case PF_ROUTE_NONE:
         if (m.status == 405) {
@@ -176,9 +190,17 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
     }
     if (req->method == PF_METHOD_HEAD)
         flags |= PF_RESP_HEAD;
-    pf_response_write(out, &ctx->responses, status, body.data, body.len, flags);
+    pf_response_write(out, &ctx->responses, status, block, body.data, body.len, flags);
     answer->status = status;
     answer->body_bytes = req->method == PF_METHOD_HEAD ? 0 : body.len;
+}
+
+bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req)
+{
+    struct pf_route_match m = pf_router_match(req, ctx->metrics_path);
+    if (m.route == PF_ROUTE_HEALTH)
+        return !health_fails(ctx, cluster_degraded(ctx));
+    return m.status == 200;
 }
 
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out)
@@ -186,5 +208,5 @@ void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_bu
     char body[96];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%u}",
                      pf_response_reason(status), (unsigned)status);
-    pf_response_write(out, &ctx->responses, status, body, (size_t)n, PF_RESP_CLOSE);
+    pf_response_write(out, &ctx->responses, status, PF_BLOCK_JSON, body, (size_t)n, PF_RESP_CLOSE);
 }

@@ -1,26 +1,37 @@
 #include "preforkd/response.h"
 
+#include <assert.h>
 #include <stdio.h>
+
+/* What each block holds besides Server and Date. */
+static const char *const block_fields[PF_BLOCK_COUNT] = {
+    [PF_BLOCK_JSON] = "Content-Type: application/json\r\n",
+    /* A shared cache may store a 200 it was not told about (RFC 9111 3), and would then
+     * answer for a health or a set of counters that are no longer true. */
+    [PF_BLOCK_JSON_NO_STORE] = "Content-Type: application/json\r\n"
+                               "Cache-Control: no-store\r\n",
+    [PF_BLOCK_PROMETHEUS] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                            "Cache-Control: no-store\r\n",
+    [PF_BLOCK_EMPTY] = "",
+};
 
 void pf_response_cache_tick(struct pf_response_cache *rc, time_t now)
 {
-    if (rc->sec == now && rc->common_len)
+    if (rc->sec == now && rc->block[0].len)
         return;
     char date[PF_HTTP_DATE_LEN + 1];
     pf_clock_http_date(now, date);
     rc->sec = now;
-    rc->common_len = (size_t)snprintf(rc->common, sizeof(rc->common),
-                                      "Server: preforkd\r\n"
-                                      "Content-Type: application/json\r\n"
-                                      "Date: %s\r\n"
-                                      "Content-Length: ",
-                                      date);
-    rc->prom_len = (size_t)snprintf(rc->prom, sizeof(rc->prom),
-                                    "Server: preforkd\r\n"
-                                    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                                    "Date: %s\r\n"
-                                    "Content-Length: ",
-                                    date);
+    for (int b = 0; b < PF_BLOCK_COUNT; b++) {
+        int n = snprintf(rc->block[b].text, sizeof(rc->block[b].text),
+                         "Server: preforkd\r\n"
+                         "%s"
+                         "Date: %s\r\n"
+                         "Content-Length: ",
+                         block_fields[b], date);
+        assert(n > 0 && (size_t)n < sizeof(rc->block[b].text));
+        rc->block[b].len = (size_t)n;
+    }
 }
 
 static const struct {
@@ -35,18 +46,25 @@ static const struct {
     {408, "HTTP/1.1 408 Request Timeout\r\n", "Request Timeout"},
     {413, "HTTP/1.1 413 Content Too Large\r\n", "Content Too Large"},
     {414, "HTTP/1.1 414 URI Too Long\r\n", "URI Too Long"},
+    {417, "HTTP/1.1 417 Expectation Failed\r\n", "Expectation Failed"},
     {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n", "Request Header Fields Too Large"},
     {500, "HTTP/1.1 500 Internal Server Error\r\n", "Internal Server Error"},
+    {501, "HTTP/1.1 501 Not Implemented\r\n", "Not Implemented"},
     {503, "HTTP/1.1 503 Service Unavailable\r\n", "Service Unavailable"},
     {505, "HTTP/1.1 505 HTTP Version Not Supported\r\n", "HTTP Version Not Supported"},
 };
 
 static size_t status_index(uint16_t status)
 {
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+    size_t n = sizeof(statuses) / sizeof(statuses[0]), fallback = n;
+    for (size_t i = 0; i < n; i++) {
         if (statuses[i].status == status)
             return i;
-    return 8; /* 500 */
+        if (statuses[i].status == 500)
+            fallback = i; /* a status without an entry is a bug of ours */
+    }
+    assert(fallback < n);
+    return fallback;
 }
 
 const char *pf_response_reason(uint16_t status)
@@ -55,13 +73,11 @@ const char *pf_response_reason(uint16_t status)
 }
 
 void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                            size_t body_len, unsigned flags, enum pf_content content)
+                            enum pf_header_block block, size_t body_len, unsigned flags)
 {
+    assert(block < PF_BLOCK_COUNT);
     pf_buf_put_str(out, statuses[status_index(status)].line);
-    if (content == PF_CONTENT_PROMETHEUS)
-        pf_buf_put(out, rc->prom, rc->prom_len);
-    else
-        pf_buf_put(out, rc->common, rc->common_len);
+    pf_buf_put(out, rc->block[block].text, rc->block[block].len);
     pf_buf_put_u64(out, body_len);
     if (flags & PF_RESP_ALLOW_GET)
         pf_buf_put_lit(out, "\r\nAllow: GET, HEAD");
@@ -73,9 +89,15 @@ void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *
 }
 
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                       const char *body, size_t body_len, unsigned flags)
+                       enum pf_header_block block, const char *body, size_t body_len,
+                       unsigned flags)
 {
-    pf_response_write_head(out, rc, status, body_len, flags, PF_CONTENT_JSON);
+    pf_response_write_head(out, rc, status, block, body_len, flags);
     if (!(flags & PF_RESP_HEAD))
         pf_buf_put(out, body, body_len);
+}
+
+void pf_response_write_continue(struct pf_buf *out)
+{
+    pf_buf_put_lit(out, "HTTP/1.1 100 Continue\r\n\r\n");
 }

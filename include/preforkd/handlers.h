@@ -53,7 +53,11 @@ struct pf_answer {
 /* Answers one parsed request into out (which has PF_RESPONSE_MAX bytes free). */
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
                          struct pf_buf *out, struct pf_answer *answer);
-/* An error answer (400, 408, 413, 414, 431, 503, 505) that closes the connection. */
+/* True when req's route will answer it with success, so its body is worth asking for
+ * (Expect: 100-continue); false when the final status is known from the head alone. */
+bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req);
+/* An error answer (400, 408, 413, 414, 417, 431, 501, 503, 505) that closes the
+ * connection. */
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out);
 
 #endif

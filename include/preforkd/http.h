@@ -12,7 +12,7 @@
  * unknown anyway. Its full length is still counted against limits.request_line. */
 #define PF_HTTP_PATH_MAX 64
 
-enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OTHER };
+enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OPTIONS, PF_METHOD_OTHER };
 
 struct pf_request {
     enum pf_method method;
@@ -20,13 +20,17 @@ struct pf_request {
     bool keep_alive;
     bool path_truncated;
     uint16_t path_len;
-    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form */
+    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form; or "*" */
 };
 
 enum pf_http_result {
     PF_HTTP_NEED_MORE, /* all input consumed, no complete request yet */
     PF_HTTP_REQUEST,   /* a request is complete in http->req */
     PF_HTTP_ERROR,     /* unusable input: answer http->error_status and close */
+    /* The head of a request with "Expect: 100-continue" and a body to come is complete in
+     * http->req: answer 100 Continue and feed on, or answer the final status now and
+     * close (RFC 9110 10.1.1). */
+    PF_HTTP_CONTINUE,
 };
 
 struct pf_http {
@@ -45,6 +49,18 @@ struct pf_http {
     /* Framing rules llhttp leaves to us (RFC 9112: one request, one meaning). */
     uint8_t host_count;
     uint8_t te_count;
+    bool te_coding; /* the Transfer-Encoding value holds more than spaces and tabs */
+    /* Expect = #expectation: the list element being read, and what the list holds. */
+    uint8_t expect_len; /* its bytes, spaces and tabs inside or after it excepted */
+    bool expect_match;  /* every byte so far matches "100-continue" */
+    bool expect_after;  /* a space or tab came after its first byte */
+    bool expect_continue;
+    bool expect_unknown;
+    bool head_paused;   /* paused at the end of the head for PF_HTTP_CONTINUE */
+    uint8_t host_state; /* where the check of the Host value stands */
+    uint8_t host_ip_len;
+    char host_ip[46]; /* an IPv6 literal's text, for inet_pton (INET6_ADDRSTRLEN) */
+    uint8_t field;    /* enum pf_http_field of the field being read */
     uint8_t name_len;
     char name[20]; /* lower-cased start of the header field being read */
     /* The head scanner's state: it rejects bare LF, bare CR and obs-fold, which llhttp
@@ -54,7 +70,11 @@ struct pf_http {
     uint8_t scan_prev;
     uint32_t scan_lines;
     uint32_t scan_line_len;
-    uint8_t scan_spaces; /* in the request line: exactly two, single ones */
+    uint32_t scan_part_len; /* bytes of the request-line part being read */
+    uint8_t scan_spaces;    /* in the request line: exactly two, single ones */
+    bool has_version;       /* the request-line had an HTTP-version */
+    uint8_t scan_major;     /* its major version digit */
+    bool judging;           /* llhttp refused the method: the scanner reads on to judge */
     /* For the access log (only when capture is set): bounded copies of two fields. */
     bool capture;
     char *capture_into;

@@ -19,24 +19,33 @@ enum {
     PF_RESP_ALLOW_GET = 1 << 3, /* 405: advertise the methods that work */
 };
 
-/* The header block common to every response, rebuilt once a second for its Date:
- * with the JSON content type, and with Prometheus' text format. */
-struct pf_response_cache {
-    time_t sec;
-    size_t common_len;
-    char common[160];
-    size_t prom_len;
-    char prom[200];
+/* The fixed header blocks a response starts with, after its status line. */
+enum pf_header_block {
+    PF_BLOCK_JSON,          /* a JSON body */
+    PF_BLOCK_JSON_NO_STORE, /* a JSON body about this moment (/health): no cache stores it */
+    PF_BLOCK_PROMETHEUS,    /* Prometheus' text format, not stored either */
+    PF_BLOCK_EMPTY,         /* no content, so no Content-Type */
+    PF_BLOCK_COUNT
 };
 
-enum pf_content { PF_CONTENT_JSON, PF_CONTENT_PROMETHEUS };
+/* Every header block, built once a second for its Date (never per response). */
+struct pf_response_cache {
+    time_t sec;
+    struct {
+        size_t len;
+        char text[200];
+    } block[PF_BLOCK_COUNT];
+};
 
 void pf_response_cache_tick(struct pf_response_cache *rc, time_t now);
 const char *pf_response_reason(uint16_t status);
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                       const char *body, size_t body_len, unsigned flags);
+                       enum pf_header_block block, const char *body, size_t body_len,
+                       unsigned flags);
+/* The interim answer to Expect: 100-continue. */
+void pf_response_write_continue(struct pf_buf *out);
 /* Status line and headers only, for a body sent from elsewhere. */
 void pf_response_write_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                            size_t body_len, unsigned flags, enum pf_content content);
+                            enum pf_header_block block, size_t body_len, unsigned flags);
 
 #endif

@@ -31,6 +31,8 @@ static void feed(const char *p, size_t n, size_t cut)
             }
             if (r == PF_HTTP_REQUEST && h.req.path_len > PF_HTTP_PATH_MAX)
                 __builtin_trap();
+            if (r == PF_HTTP_CONTINUE && used == 0)
+                __builtin_trap(); /* the end of a head takes at least its last byte */
             if (r == PF_HTTP_NEED_MORE)
                 break;
         }

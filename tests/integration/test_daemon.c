@@ -112,6 +112,34 @@ static void test_head_404_405(void **state)
     assert_non_null(strstr(buf, "\r\nAllow: GET, HEAD\r\n"));
 }
 
+/* /health and /metrics describe this moment: no cache may store them. */
+static void test_cache_control(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *request_line;
+        bool no_store;
+    } t[] = {
+        {"GET /health HTTP/1.1\r\n", true},  {"HEAD /health HTTP/1.1\r\n", true},
+        {"GET /metrics HTTP/1.1\r\n", true}, {"HEAD /metrics HTTP/1.1\r\n", true},
+        {"GET / HTTP/1.1\r\n", false},       {"GET /missing HTTP/1.1\r\n", false},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        /* Read to the end of the stream: a HEAD answer's length is not its size. */
+        int fd = tcp_connect(d.port);
+        send_str(fd, t[i].request_line);
+        send_str(fd, "Host: t\r\nConnection: close\r\n\r\n");
+        bool eof;
+        read_responses(fd, 0, buf, sizeof(buf), &eof);
+        close(fd);
+        const char *end = strstr(buf, "\r\n\r\n");
+        assert_non_null(end);
+        const char *cc = strstr(buf, "\r\nCache-Control: no-store\r\n");
+        if (t[i].no_store != (cc != NULL && cc < end))
+            fail_msg("%s%s", t[i].request_line, buf);
+    }
+}
+
 static void test_keep_alive_and_pipelining(void **state)
 {
     (void)state;
@@ -368,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes_exact_bodies),
         cmocka_unit_test(test_head_404_405),
+        cmocka_unit_test(test_cache_control),
         cmocka_unit_test(test_keep_alive_and_pipelining),
         cmocka_unit_test(test_many_pipelined_requests),
         cmocka_unit_test(test_partial_writes_resume),

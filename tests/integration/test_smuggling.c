@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -55,6 +57,27 @@ static const struct smuggle_case cases[] = {
     {"unknown path", "GET /nope HTTP/1.1\r\n" H "\r\n", 0, 404, KEEP, 0},
     {"other method", "DELETE / HTTP/1.1\r\n" H "\r\n", 0, 405, KEEP, 0},
     {"two pipelined", G H "\r\n" G H "\r\n", 0, 200, KEEP, 200},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H "\r\n", 0, 200, KEEP, 0},
+    {"OPTIONS on a route", "OPTIONS /health HTTP/1.1\r\n" H "\r\n", 0, 405, KEEP, 0},
+    /* Expect (RFC 9110 10.1.1). */
+    {"Expect 100-continue, no body to come", G H "Expect: 100-continue\r\n\r\n", 0, 200, KEEP, 0},
+    {"Expect 100-continue, body already sent",
+     "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", 0,
+     200, KEEP, 0},
+    {"Expect 100-continue, 405 known from the head",
+     "POST /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 0,
+     405, CLOSE, 0},
+    {"Expect 100-continue, 405, body sent anyway",
+     "POST /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+     0, 405, CLOSE, 0},
+    {"Expect 100-continue, 404 known from the head",
+     "GET /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+     0, 404, CLOSE, 0},
+    {"Expect 100-continue, body past the limit",
+     G H "Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n", 0, 413, CLOSE, 0},
+    {"Expect: foo", G H "Expect: foo\r\n\r\n", 0, 417, CLOSE, 0},
+    {"Expect: 100-continue, foo", G H "Expect: 100-continue, foo\r\nContent-Length: 5\r\n\r\n", 0,
+     417, CLOSE, 0},
     /* Answered, then closed. */
     {"HTTP/1.0 default close", "GET / HTTP/1.0\r\n\r\n", 0, 200, CLOSE, 0},
     {"Connection: close", G H "Connection: close\r\n\r\n", 0, 200, CLOSE, 0},
@@ -94,6 +117,22 @@ static const struct smuggle_case cases[] = {
      G H "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
          "0\r\n\r\n",
      0, 400, CLOSE, 0},
+    /* An empty Transfer-Encoding is still a Transfer-Encoding (RFC 9112 6.1, 6.3). */
+    {"empty TE with CL, then a request",
+     "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\n"
+     "helloGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+     0, 400, CLOSE, 0},
+    {"TE with no value, with CL", G H "Transfer-Encoding:\r\nContent-Length: 5\r\n\r\nhello", 0,
+     400, CLOSE, 0},
+    {"TE of spaces and tabs, with CL",
+     G H "Transfer-Encoding:  \t \r\nContent-Length: 5\r\n\r\nhello", 0, 400, CLOSE, 0},
+    {"CL, then an empty TE", G H "Content-Length: 5\r\nTransfer-Encoding: \r\n\r\nhello", 0, 400,
+     CLOSE, 0},
+    {"empty TE, chunked body", G H "Transfer-Encoding: \r\n\r\n5\r\nhello\r\n0\r\n\r\n", 0, 400,
+     CLOSE, 0},
+    {"empty TE alone", G H "Transfer-Encoding: \r\n\r\n", 0, 400, CLOSE, 0},
+    {"empty TE in HTTP/1.0", "GET / HTTP/1.0\r\nTransfer-Encoding: \r\n\r\n", 0, 400, CLOSE, 0},
+    {"TE list of nothing", G H "Transfer-Encoding: ,\r\n\r\n", 0, 400, CLOSE, 0},
     /* Field names. */
     {"space before colon", G "Host : a\r\n\r\n", 0, 400, CLOSE, 0},
     {"space before colon on TE", G H "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 0, 400, CLOSE,
@@ -123,6 +162,19 @@ static const struct smuggle_case cases[] = {
     {"HTTP/1.1 without Host", G "\r\n", 0, 400, CLOSE, 0},
     {"two Host fields", G "Host: a\r\nHost: b\r\n\r\n", 0, 400, CLOSE, 0},
     {"two Host fields, other case", G "Host: a\r\nhost: a\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host with a slash", "GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host as a list", "GET /health HTTP/1.1\r\nHost: a, b\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host with a space", "GET /health HTTP/1.1\r\nHost: a b\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host with a non-ASCII byte", "GET /health HTTP/1.1\r\nHost: \xd6 a\r\n\r\n", 0, 400, CLOSE,
+     0},
+    {"Host with userinfo", G "Host: user@a\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host with a bad port", G "Host: a:b\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host, unbracketed IPv6", G "Host: ::1\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host, bad IPv6 literal", G "Host: [::g]\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host, bad pct-encoding", G "Host: a%zz\r\n\r\n", 0, 400, CLOSE, 0},
+    {"Host, name and port", G "Host: example.com:4400\r\n\r\n", 0, 200, KEEP, 0},
+    {"Host, IPv4 and port", G "Host: 127.0.0.1:4400\r\n\r\n", 0, 200, KEEP, 0},
+    {"Host, IPv6 and port", G "Host: [::1]:4400\r\n\r\n", 0, 200, KEEP, 0},
     /* Chunk framing. */
     {"chunk size not hex", G H "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 0, 400,
      CLOSE, 0},
@@ -135,6 +187,12 @@ static const struct smuggle_case cases[] = {
     {"chunk size overflow",
      G H "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n", 0, 400,
      CLOSE, 0},
+    {"chunk size past limits.body",
+     "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "FFFFFFFFFFFFFFFF\r\nhello",
+     0, 413, CLOSE, 0},
+    {"chunk size past limits.body, no data", G H "Transfer-Encoding: chunked\r\n\r\n100001\r\n", 0,
+     413, CLOSE, 0},
     {"no CRLF after chunk data", G H "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 0,
      400, CLOSE, 0},
     {"bare LF after chunk data", G H "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", 0,
@@ -146,12 +204,28 @@ static const struct smuggle_case cases[] = {
     /* Request line. */
     {"two spaces after method", "GET  / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"space after version", "GET / HTTP/1.1 \r\n" H "\r\n", 0, 400, CLOSE, 0},
-    {"lower-case method", "get / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
-    {"unknown method", "FETCH / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    /* Methods are case-sensitive tokens: an unknown one is 501 (RFC 9110 9.1). */
+    {"lower-case method", "get / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"unknown method", "FETCH / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"unknown method FOO", "FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 0, 501, CLOSE, 0},
+    {"known method, a letter more", "GETX / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"RTSP method", "DESCRIBE / HTTP/1.1\r\n" H "\r\n", 0, 501, CLOSE, 0},
+    {"malformed method", "G@T / HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"tab after method", "GET\t/ HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"unknown method, no version", "FOO /\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"lower-case protocol", "GET / http/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n" H "\r\n", 0, 505, CLOSE, 0},
     {"HTTP/3.0", "GET / HTTP/3.0\r\n" H "\r\n", 0, 505, CLOSE, 0},
     {"HTTP/1.x with two digits", "GET / HTTP/1.10\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"HTTP/1.2, answered as 1.1", "GET /health HTTP/1.2\r\nHost: x\r\n\r\n", 0, 200, KEEP, 0},
+    {"HTTP/1.9, answered as 1.1", "GET /health HTTP/1.9\r\nHost: x\r\n\r\n", 0, 200, KEEP, 0},
+    {"HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n", 0, 400, CLOSE, 0},
+    {"no HTTP version", "GET /\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"no HTTP version, no header", "GET /\r\n\r\n", 0, 400, CLOSE, 0},
+    {"GET *", "GET * HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"HEAD *", "HEAD * HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"OPTIONS *x", "OPTIONS *x HTTP/1.1\r\n" H "\r\n", 0, 400, CLOSE, 0},
+    {"RTSP version", "GET / RTSP/1.0\r\n\r\n", 0, 400, CLOSE, 0},
     {"TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 400, CLOSE, 0},
     /* After a good request, a bad one: the first is answered, then 400 and close. */
     {"good, then a smuggling attempt",
@@ -234,8 +308,58 @@ static void test_table(void **state)
     assert_false(daemon_log_contains(&d, "killed by signal"));
 }
 
+/* Reads until the end of a response head ("\r\n\r\n"); returns its length, 0 on EOF or
+ * after 5 s. */
+static size_t read_head(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    while (len < cap - 1 && !memmem(buf, len, "\r\n\r\n", 4)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + len, 1, 0); /* a byte at a time: nothing past the head */
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return memmem(buf, len, "\r\n\r\n", 4) ? len : 0;
+}
+
+/* A route that will read the body asks for it with 100 Continue, then answers it and
+ * keeps the connection. */
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+    };
+    static const char *const bodies[] = {"hello", "5\r\nhello\r\n0\r\n\r\n"};
+    static char buf[4096];
+    for (size_t i = 0; i < 2; i++) {
+        int fd = tcp_connect(d.port);
+        send_str(fd, heads[i]);
+        assert_int_not_equal(read_head(fd, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+        send_str(fd, bodies[i]);
+        bool eof;
+        size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_int_equal(status_of(buf), 200);
+        assert_int_equal(count_responses(buf, n), 1);
+        assert_null(strstr(buf, "Connection: close"));
+        /* The connection goes on. */
+        send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_int_equal(status_of(buf), 200);
+        close(fd);
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table),
+                                       cmocka_unit_test(test_expect_continue)};
     return cmocka_run_group_tests(tests, start, stop);
 }

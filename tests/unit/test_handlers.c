@@ -107,7 +107,32 @@ static void test_head_and_errors(void **state)
     assert_true(strncmp(r, "HTTP/1.1 405 ", 13) == 0);
     assert_non_null(strstr(r, "Allow: GET, HEAD\r\nConnection: keep-alive\r\n"));
 
+    /* /health is never stored by a cache; the sums may be. */
+    assert_non_null(
+        strstr(answer(PF_METHOD_GET, "/health", true, 1), "\r\nCache-Control: no-store\r\n"));
+    assert_non_null(
+        strstr(answer(PF_METHOD_HEAD, "/health", true, 1), "\r\nCache-Control: no-store\r\n"));
+    assert_null(strstr(answer(PF_METHOD_GET, "/", true, 1), "Cache-Control"));
+    ctx.metrics_path = "/metrics"; /* no scoreboard here: 500, not stored either */
+    r = answer(PF_METHOD_GET, "/metrics", true, 1);
+    assert_true(strncmp(r, "HTTP/1.1 500 ", 13) == 0);
+    assert_non_null(strstr(r, "\r\nCache-Control: no-store\r\n"));
+
+    /* OPTIONS *: the methods, no content and so no Content-Type. */
+    r = answer(PF_METHOD_OPTIONS, "*", true, 1);
+    assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(r, "\r\nContent-Length: 0\r\nAllow: GET, HEAD\r\n\r\n"));
+    assert_null(strstr(r, "Content-Type"));
+    assert_string_equal(body_of(r), "");
+    assert_int_equal(last_answer.status, 200);
+    assert_int_equal(last_answer.body_bytes, 0);
+
     struct pf_buf b;
+    pf_buf_init(&b, mem, PF_RESPONSE_MAX);
+    pf_handlers_error(&ctx, 417, &b);
+    mem[b.len] = '\0';
+    const char *line = "HTTP/1.1 417 Expectation Failed\r\n";
+    assert_true(strncmp(mem, line, strlen(line)) == 0);
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
     pf_handlers_error(&ctx, 431, &b);
     mem[b.len] = '\0';
@@ -115,6 +140,21 @@ static void test_head_and_errors(void **state)
     assert_non_null(strstr(mem, "Connection: close\r\n"));
     assert_string_equal(body_of(mem),
                         "{\"error\":\"Request Header Fields Too Large\",\"status\":431}");
+}
+
+/* Expect: 100-continue: is the body worth asking for, or is the answer already known? */
+static void test_takes_body(void **state)
+{
+    (void)state;
+    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true, .http_minor = 1};
+    memcpy(req.path, "/health", 7);
+    req.path_len = 7;
+    assert_true(pf_handlers_takes_body(&ctx, &req));
+    req.method = PF_METHOD_OTHER; /* 405 */
+    assert_false(pf_handlers_takes_body(&ctx, &req));
+    req.method = PF_METHOD_GET;
+    req.path_len = 5; /* "/heal": 404 */
+    assert_false(pf_handlers_takes_body(&ctx, &req));
 }
 
 static void test_heavy_costs_about_ten_times_sum(void **state)
@@ -145,6 +185,7 @@ int main(void)
         cmocka_unit_test_setup(test_sum_route_bodies, setup),
         cmocka_unit_test_setup(test_health_body_and_sampling, setup),
         cmocka_unit_test_setup(test_head_and_errors, setup),
+        cmocka_unit_test_setup(test_takes_body, setup),
         cmocka_unit_test_setup(test_heavy_costs_about_ten_times_sum, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,20 @@ static void test_other_methods(void **state)
     assert_int_equal(m.status, 405);
     assert_int_equal(m.route, PF_ROUTE_NONE);
     assert_int_equal(match(PF_METHOD_OTHER, "/missing", false).status, 404);
+    assert_int_equal(match(PF_METHOD_OPTIONS, "/health", false).status, 405);
+    assert_int_equal(match(PF_METHOD_OPTIONS, "/missing", false).status, 404);
+}
+
+/* OPTIONS * asks about the server as a whole (RFC 9110 9.3.7). */
+static void test_server_options(void **state)
+{
+    (void)state;
+    struct pf_route_match m = match(PF_METHOD_OPTIONS, "*", false);
+    assert_int_equal(m.status, 200);
+    assert_int_equal(m.route, PF_ROUTE_SERVER_OPTIONS);
+    /* The parser answers "*" with any other method 400; the router never routes it. */
+    assert_int_equal(match(PF_METHOD_GET, "*", false).status, 405);
+    assert_int_equal(match(PF_METHOD_OPTIONS, "/metrics", false).status, 405);
 }
 
 static void test_metrics_route_is_configurable(void **state)
@@ -70,6 +84,7 @@ int main(void)
         cmocka_unit_test(test_unknown_paths),
         cmocka_unit_test(test_other_methods),
         cmocka_unit_test(test_metrics_route_is_configurable),
+        cmocka_unit_test(test_server_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
