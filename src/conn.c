@@ -61,8 +61,8 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
         }
         if (n > 0) {
             c->last_ms = env->ctx->now_ms;
-            if (env->board)
-                pf_count(&env->board->c.bytes_out, (uint64_t)n);
+            if (env->row)
+                pf_count(&env->row->c.bytes_out, (uint64_t)n);
             size_t left = (size_t)n, head = c->wlen - c->wpos;
             size_t take = left < head ? left : head;
             c->wpos += (uint32_t)take;
@@ -88,8 +88,8 @@ static void count(struct pf_conn *c, struct pf_conn_env *env, enum pf_stat_route
                   uint16_t status, uint64_t body_bytes)
 {
     env->requests++;
-    if (env->board)
-        pf_count(&env->board->c.requests[route][pf_status_class(status)], 1);
+    if (env->row)
+        pf_count(&env->row->c.requests[route][pf_status_class(status)], 1);
     if (env->access_log)
         pf_access_log_write(env->access_log, env->ctx, c->peer, &c->http, status, body_bytes);
 }
@@ -239,8 +239,8 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
         if (n > 0) {
             c->rlen = (uint32_t)n;
             c->last_ms = env->ctx->now_ms;
-            if (env->board)
-                pf_count(&env->board->c.bytes_in, (uint64_t)n);
+            if (env->row)
+                pf_count(&env->row->c.bytes_in, (uint64_t)n);
             /* Edge-triggered epoll reports every new arrival, so a short read means the
              * socket is empty now: skip the read that would only say EAGAIN. Not after
              * EPOLLRDHUP, whose FIN is only seen as a read of 0. */

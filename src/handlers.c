@@ -48,7 +48,8 @@ uint64_t pf_handlers_sum(uint64_t n)
 
 static bool cluster_degraded(const struct pf_handler_ctx *ctx)
 {
-    return ctx->board && atomic_load_explicit(&ctx->board->cluster->degraded, memory_order_relaxed);
+    return ctx->scoreboard &&
+           atomic_load_explicit(&ctx->scoreboard->cluster->degraded, memory_order_relaxed);
 }
 
 /* /health answers 503 while degraded when configured to. */
@@ -78,14 +79,14 @@ static void health_body(struct pf_handler_ctx *ctx, struct pf_buf *b, bool degra
     pf_buf_put_lit(b, ",\"shared\":");
     pf_buf_put_u64(b, ctx->memory.shared);
     pf_buf_put_lit(b, "}");
-    if (ctx->self) {
+    if (ctx->row) {
         pf_buf_put_lit(b, ",\"requests\":");
-        pf_buf_put_u64(b, atomic_load_explicit(&ctx->self->requests, memory_order_relaxed));
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->row->requests, memory_order_relaxed));
         pf_buf_put_lit(b, ",\"connections\":");
-        pf_buf_put_u64(b, atomic_load_explicit(&ctx->self->connections, memory_order_relaxed));
+        pf_buf_put_u64(b, atomic_load_explicit(&ctx->row->connections, memory_order_relaxed));
     }
-    if (ctx->board) {
-        const struct pf_board_cluster *cl = ctx->board->cluster;
+    if (ctx->scoreboard) {
+        const struct pf_scoreboard_cluster *cl = ctx->scoreboard->cluster;
         pf_buf_put_lit(b, ",\"cluster\":{\"serving\":");
         pf_buf_put_u64(b, atomic_load_explicit(&cl->serving, memory_order_relaxed));
         pf_buf_put_lit(b, ",\"configured\":");
@@ -155,8 +156,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         break;
     }
     case PF_ROUTE_METRICS:
-        if (ctx->board &&
-            pf_metrics_render(ctx->board, ctx->now_ms, &answer->ext, &answer->ext_len) == 0) {
+        if (ctx->scoreboard &&
+            pf_metrics_render(ctx->scoreboard, ctx->now_ms, &answer->ext, &answer->ext_len) == 0) {
             /* The head goes in out; the text follows from its own buffer. */
             flags |= req->method == PF_METHOD_HEAD ? PF_RESP_HEAD : 0;
             pf_response_write_head(out, &ctx->responses, 200, PF_BLOCK_PROMETHEUS, answer->ext_len,

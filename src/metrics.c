@@ -22,7 +22,7 @@ struct slot_view {
     uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
     uint64_t accepted, bytes_in, bytes_out;
     uint64_t connections, rss, rps;
-    const struct pf_board_entry *newest;
+    const struct pf_scoreboard_row *newest;
 };
 
 static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_view *v)
@@ -31,8 +31,8 @@ static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_
     const struct pf_counters *c[PF_MAX_WORKERS + 1];
     size_t n = 0;
     c[n++] = &b->cluster->retired[slot];
-    for (uint32_t i = 0; i < b->nentries && n <= PF_MAX_WORKERS; i++) {
-        const struct pf_board_entry *e = &b->entries[i];
+    for (uint32_t i = 0; i < b->nrows && n <= PF_MAX_WORKERS; i++) {
+        const struct pf_scoreboard_row *e = &b->rows[i];
         if (atomic_load(&e->state) == PF_WSTATE_FREE || e->slot != slot)
             continue;
         c[n++] = &e->c;
@@ -83,7 +83,7 @@ static void sample(struct pf_buf *o, const char *name, int slot, uint64_t value)
 static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf *o, uint32_t nslots,
                    struct slot_view *views)
 {
-    const struct pf_board_cluster *cl = b->cluster;
+    const struct pf_scoreboard_cluster *cl = b->cluster;
     family(o, "preforkd_requests_total", "counter",
            "Requests answered, by worker slot, route and status class.");
     for (uint32_t s = 0; s < nslots; s++) {
@@ -160,7 +160,7 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
     family(o, "preforkd_worker_info", "gauge",
            "The slot's newest worker: pid, generation and state (value always 1).");
     for (uint32_t s = 0; s < nslots; s++) {
-        const struct pf_board_entry *e = views[s].newest;
+        const struct pf_scoreboard_row *e = views[s].newest;
         if (!e)
             continue;
         uint32_t st = atomic_load(&e->state);
@@ -205,9 +205,9 @@ int pf_metrics_render(const struct pf_scoreboard *b, int64_t now_ms, char **out,
 {
     /* Slots shown: the configured ones, and any higher slot still draining. */
     uint32_t nslots = atomic_load(&b->cluster->configured);
-    for (uint32_t i = 0; i < b->nentries; i++)
-        if (atomic_load(&b->entries[i].state) != PF_WSTATE_FREE && b->entries[i].slot >= nslots)
-            nslots = b->entries[i].slot + 1;
+    for (uint32_t i = 0; i < b->nrows; i++)
+        if (atomic_load(&b->rows[i].state) != PF_WSTATE_FREE && b->rows[i].slot >= nslots)
+            nslots = b->rows[i].slot + 1;
     if (nslots > PF_MAX_WORKERS)
         nslots = PF_MAX_WORKERS;
     struct slot_view *views = calloc(nslots ? nslots : 1, sizeof(*views));

@@ -22,7 +22,7 @@
 #include "preforkd/proctable.h"
 #include "preforkd/sdnotify.h"
 #include "preforkd/spawn.h"
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 /* The primary's loop: it reads signals and IPC, asks the process table (proctable.c,
  * the rules) what to do, and does it: fork, signal, IPC, sd_notify, logging. */
@@ -35,7 +35,7 @@ struct primary {
     const struct pf_env *env;
     struct pf_generations gens;
     struct pf_proctable table;
-    struct pf_scoreboard *board;
+    struct pf_scoreboard *scoreboard;
     int sigfd;
     pid_t pid;
     int64_t last_tick_ms;
@@ -114,7 +114,7 @@ static void notify_status(struct primary *p)
 {
     struct pf_census c;
     pf_proctable_census(&p->table, now_ms(), &c);
-    struct pf_board_cluster *cl = p->board->cluster;
+    struct pf_scoreboard_cluster *cl = p->scoreboard->cluster;
     atomic_store(&cl->configured, p->table.nslots);
     atomic_store(&cl->serving, c.serving);
     atomic_store(&cl->degraded, c.degraded);
@@ -158,8 +158,8 @@ static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t
 static int spawn(struct primary *p, uint32_t slot, int64_t now)
 {
     struct pf_generation *g = cur(p);
-    int board = pf_scoreboard_claim(p->board, 0, slot, g->id, now);
-    if (board < 0)
+    int row = pf_scoreboard_claim(p->scoreboard, 0, slot, g->id, now);
+    if (row < 0)
         return -ENOSPC;
     /* What the child must not keep: siblings' IPC ends, the signalfd, other
      * generations' sockets (its own generation's stay: its slot's, and the others' for
@@ -172,7 +172,7 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
             n += p->gens.gens[k]->ls.nfds;
     int *close_fds = malloc(n * sizeof(int));
     if (!close_fds) {
-        pf_scoreboard_release(p->board, board);
+        pf_scoreboard_release(p->scoreboard, row);
         return -ENOMEM;
     }
     size_t k = 0;
@@ -190,8 +190,8 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
     struct pf_spawn s = {.cfg = g->cfg,
                          .ls = &g->ls,
                          .slot = slot,
-                         .board = p->board,
-                         .board_entry = board,
+                         .scoreboard = p->scoreboard,
+                         .row = row,
                          .primary = p->pid,
                          .close_fds = close_fds,
                          .nclose = k};
@@ -199,10 +199,10 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
     pid_t pid = pf_spawn_worker(&s, &ipc_fd);
     free(close_fds);
     if (pid < 0) {
-        pf_scoreboard_release(p->board, board);
+        pf_scoreboard_release(p->scoreboard, row);
         return (int)pid;
     }
-    atomic_store(&p->board->entries[board].pid, pid);
+    atomic_store(&p->scoreboard->rows[row].pid, pid);
     const struct pf_config *c = g->cfg;
     uint64_t limit = 0;
     if (c->max_requests) {
@@ -211,12 +211,12 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
         limit = c->max_requests +
                 (c->max_requests_jitter ? (p->seed >> 8) % (c->max_requests_jitter + 1) : 0);
     }
-    int rc = pf_proctable_add(&p->table, pid, slot, board, ipc_fd, now, limit);
+    int rc = pf_proctable_add(&p->table, pid, slot, row, ipc_fd, now, limit);
     if (rc < 0) {
         /* Unknown to the table, it must not serve: its reaping is then ignored. */
         kill(pid, SIGKILL);
         close(ipc_fd);
-        pf_scoreboard_release(p->board, board);
+        pf_scoreboard_release(p->scoreboard, row);
         return rc;
     }
     return (int)pid;
@@ -448,16 +448,17 @@ static void reap(struct primary *p)
             close(w->ipc_fd);
         /* Its counters live on in the slot's, so /metrics never goes backwards. */
         if (w->slot < PF_MAX_WORKERS)
-            pf_counters_add(&p->board->cluster->retired[w->slot], &p->board->entries[w->board].c);
-        pf_scoreboard_release(p->board, w->board);
+            pf_counters_add(&p->scoreboard->cluster->retired[w->slot],
+                            &p->scoreboard->rows[w->row].c);
+        pf_scoreboard_release(p->scoreboard, w->row);
         struct pf_exit e;
         struct pf_action acts[ACTIONS];
         size_t n = pf_proctable_exited(&p->table, pid, now, &e, acts, ACTIONS);
         if (e.counted) {
             p->restarts++;
-            pf_count(&p->board->cluster->slot_restarts[e.slot], 1);
+            pf_count(&p->scoreboard->cluster->slot_restarts[e.slot], 1);
             if (e.backoff_ms) {
-                pf_count(&p->board->cluster->backoffs, 1);
+                pf_count(&p->scoreboard->cluster->backoffs, 1);
                 pf_log_warn("worker slot %u pid %d %s after %lld ms; respawning in %u ms "
                             "(crash-loop backoff)",
                             e.slot, (int)pid, how, (long long)e.uptime_ms, e.backoff_ms);
@@ -608,7 +609,7 @@ static void tick(struct primary *p, int64_t now)
         struct pf_proc *w = &p->table.procs[i];
         if (!w->pid)
             continue;
-        const struct pf_board_entry *e = &p->board->entries[w->board];
+        const struct pf_scoreboard_row *e = &p->scoreboard->rows[w->row];
         w->heartbeat_ms = atomic_load_explicit(&e->heartbeat_ms, memory_order_relaxed);
         w->requests = atomic_load_explicit(&e->requests, memory_order_relaxed);
         struct pf_memory m;
@@ -751,13 +752,13 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         goto fail;
     }
     /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
-    if (pf_scoreboard_new(&p.board, 2 * PF_MAX_WORKERS + 64) < 0) {
+    if (pf_scoreboard_new(&p.scoreboard, 2 * PF_MAX_WORKERS + 64) < 0) {
         pf_log_error("cannot map the scoreboard");
         goto fail;
     }
-    atomic_store(&p.board->cluster->primary_pid, getpid());
-    atomic_store(&p.board->cluster->started_ms, now_ms());
-    atomic_store(&p.board->cluster->configured, nworkers);
+    atomic_store(&p.scoreboard->cluster->primary_pid, getpid());
+    atomic_store(&p.scoreboard->cluster->started_ms, now_ms());
+    atomic_store(&p.scoreboard->cluster->configured, nworkers);
     if (env->watchdog_usec) {
         p.watchdog_interval_ms = (int64_t)(env->watchdog_usec / 2000);
         char why[256];
@@ -786,7 +787,7 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
 fail:
     pf_generations_free(&p.gens);
     pf_proctable_free(&p.table);
-    pf_scoreboard_free(&p.board);
+    pf_scoreboard_free(&p.scoreboard);
     close(p.sigfd);
     return status;
 }

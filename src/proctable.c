@@ -164,7 +164,7 @@ void pf_proctable_census(const struct pf_proctable *t, int64_t now, struct pf_ce
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-int pf_proctable_add(struct pf_proctable *t, pid_t pid, uint32_t slot, int board, int ipc_fd,
+int pf_proctable_add(struct pf_proctable *t, pid_t pid, uint32_t slot, int row, int ipc_fd,
                      int64_t now, uint64_t request_limit)
 {
     assert(pid > 0 && slot < t->nslots);
@@ -185,7 +185,7 @@ int pf_proctable_add(struct pf_proctable *t, pid_t pid, uint32_t slot, int board
     *w = (struct pf_proc){.pid = pid,
                           .gen = t->gen,
                           .slot = slot,
-                          .board = board,
+                          .row = row,
                           .ipc_fd = ipc_fd,
                           .state = PF_PROC_STARTING,
                           .started_ms = now,

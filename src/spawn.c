@@ -82,8 +82,8 @@ pid_t pf_spawn_worker(const struct pf_spawn *s, int *ipc_fd)
         /* The primary died between fork and here: nobody would supervise this worker. */
         if (getppid() != s->primary)
             _exit(1);
-        _exit(pf_worker_run(s->cfg, s->slot, s->ls, sv[1], s->board,
-                            &s->board->entries[s->board_entry]));
+        _exit(pf_worker_run(s->cfg, s->slot, s->ls, sv[1], s->scoreboard,
+                            &s->scoreboard->rows[s->row]));
     }
     close(sv[1]);
     *ipc_fd = sv[0];

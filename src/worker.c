@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -30,6 +31,8 @@ struct ev_source {
     int kind; /* shares its position with pf_conn.kind */
     int fd;
 };
+_Static_assert(offsetof(struct ev_source, kind) == offsetof(struct pf_conn, kind),
+               "an epoll event's kind is found at the same place in every source");
 
 #define MAX_EVENTS 256
 #define CONN_BATCH 16
@@ -55,7 +58,7 @@ struct worker {
     size_t nbatches;
     struct pf_handler_ctx ctx;
     struct pf_conn_env env;
-    struct pf_board_entry *board;
+    struct pf_scoreboard_row *row; /* this worker's row in the scoreboard */
     bool reopen_log;
 #ifdef PF_FAULT_INJECTION
     bool fault_alloc;
@@ -115,7 +118,7 @@ static void conn_close(struct worker *w, struct pf_conn *c)
     c->next = w->free_list;
     w->free_list = c;
     w->nconns--;
-    atomic_store_explicit(&w->board->connections, w->nconns, memory_order_relaxed);
+    atomic_store_explicit(&w->row->connections, w->nconns, memory_order_relaxed);
 }
 
 /* Watches (or stops watching) the slot's listening sockets. A socket that cannot be
@@ -210,8 +213,8 @@ static void accept_ready(struct worker *w, int lfd)
             continue;
         }
         pf_conn_init(c, fd, w->cfg, w->ctx.now_ms);
-        pf_count(&w->board->c.accepted, 1);
-        atomic_store_explicit(&w->board->connections, w->nconns, memory_order_relaxed);
+        pf_count(&w->row->c.accepted, 1);
+        atomic_store_explicit(&w->row->connections, w->nconns, memory_order_relaxed);
         if (w->access_log)
             peer_text(fd, c->peer, sizeof(c->peer));
         /* Registered once for both directions, edge-triggered: the hot path never
@@ -261,7 +264,7 @@ static void start_drain(struct worker *w)
     pf_log_info("draining %u connection%s", w->nconns, w->nconns == 1 ? "" : "s");
     w->env.draining = true;
     w->drain_deadline_ms = w->ctx.now_ms + w->cfg->shutdown_timeout_ms;
-    atomic_store(&w->board->state, PF_WSTATE_DRAINING);
+    atomic_store(&w->row->state, PF_WSTATE_DRAINING);
     if (set_accepting(w, false) < 0)
         pf_log_warn("cannot stop watching the listening sockets: %s", strerror(errno));
     for (size_t i = 0; i < w->nlisten; i++)
@@ -323,8 +326,8 @@ static void tick(struct worker *w)
     w->last_tick_ms = w->ctx.now_ms;
     struct pf_memory mem;
     if (pf_procfs_statm(0, &mem) == 0)
-        atomic_store_explicit(&w->board->rss, mem.rss, memory_order_relaxed);
-    atomic_store_explicit(&w->board->rps, w->env.requests - w->requests_at_tick,
+        atomic_store_explicit(&w->row->rss, mem.rss, memory_order_relaxed);
+    atomic_store_explicit(&w->row->rps, w->env.requests - w->requests_at_tick,
                           memory_order_relaxed);
     w->requests_at_tick = w->env.requests;
     if (w->access_log)
@@ -353,7 +356,7 @@ static void refresh_clock(struct worker *w)
     clock_gettime(CLOCK_REALTIME_COARSE, &wall);
     pf_handler_ctx_tick(&w->ctx, pf_clock_mono_ms(), wall.tv_sec);
     /* The watchdog's proof of life: a loop stuck in one request stops updating it. */
-    pf_board_heartbeat(w->board, w->ctx.now_ms, w->env.requests);
+    pf_scoreboard_heartbeat(w->row, w->ctx.now_ms, w->env.requests);
 }
 
 #ifdef PF_FAULT_INJECTION
@@ -407,7 +410,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_board_entry *board)
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row)
 {
     int listen_fds[PF_MAX_LISTEN];
     size_t nlisten = pf_listeners_for_slot(ls, slot, listen_fds);
@@ -438,18 +441,18 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         return 1;
     }
 
-    struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .board = board};
+    struct worker w = {.cfg = cfg, .slot = slot, .epfd = -1, .row = row};
 #ifdef PF_FAULT_INJECTION
     w.fault_alloc = fault_conn_alloc();
 #endif
     w.env.drain_idle_ms = PF_DRAIN_IDLE_MS;
     pf_handler_ctx_init(&w.ctx, getpid(), pf_clock_mono_ms(), cfg->sum_iterations,
                         cfg->heavy_iterations);
-    w.ctx.board = scoreboard;
-    w.ctx.self = board;
+    w.ctx.scoreboard = scoreboard;
+    w.ctx.row = row;
     w.ctx.metrics_path = cfg->metrics_enabled ? cfg->metrics_path : NULL;
     w.ctx.fail_when_degraded = cfg->health_fail_when_degraded;
-    w.env.board = board;
+    w.env.row = row;
     if (cfg->access_format != PF_ACCESS_OFF) {
         int arc = pf_access_log_open(&w.access_log, cfg->access_format, cfg->access_path, slot);
         if (arc < 0) {
@@ -479,7 +482,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         pf_log_error("worker setup failed: %s", strerror(-rc));
         return 1;
     }
-    atomic_store(&board->state, PF_WSTATE_SERVING);
+    atomic_store(&row->state, PF_WSTATE_SERVING);
     rc = pf_ipc_send(ipc_fd, PF_IPC_READY, slot);
     if (rc < 0) {
         pf_log_error("cannot tell the primary that this worker serves: %s", strerror(-rc));

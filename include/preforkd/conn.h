@@ -2,12 +2,13 @@
 #define PREFORKD_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "preforkd/config.h"
 #include "preforkd/handlers.h"
 #include "preforkd/http.h"
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 struct pf_access_log;
 
@@ -29,12 +30,12 @@ struct pf_conn_env {
     bool draining; /* answer what was read with "close"; close idle connections soon */
     uint32_t drain_idle_ms;
     uint64_t requests;
-    struct pf_board_entry *board;     /* this worker's scoreboard entry (may be NULL) */
+    struct pf_scoreboard_row *row;    /* this worker's scoreboard row (may be NULL) */
     struct pf_access_log *access_log; /* NULL when off */
 };
 
 struct pf_conn {
-    int kind; /* must be first: the worker's epoll dispatch reads it */
+    int kind; /* first: see the assertion below */
     int fd;
     enum pf_conn_state state;
     bool readable;      /* the socket may hold unread bytes (edge-triggered epoll) */
@@ -54,6 +55,11 @@ struct pf_conn {
     char rbuf[PF_CONN_RBUF];
     char wbuf[PF_CONN_WBUF];
 };
+
+/* The worker's epoll dispatch reads `kind` through a pointer to any event source. */
+_Static_assert(offsetof(struct pf_conn, kind) == 0, "kind is the first member of pf_conn");
+/* Answers are built in place: the output buffer always has room for one more. */
+_Static_assert(PF_CONN_WBUF >= 2 * PF_RESPONSE_MAX, "the output buffer holds two answers");
 
 enum pf_conn_verdict { PF_CONN_KEEP, PF_CONN_CLOSE };
 

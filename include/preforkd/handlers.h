@@ -9,7 +9,7 @@
 #include "preforkd/procfs.h"
 #include "preforkd/response.h"
 #include "preforkd/router.h"
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 /* Per-worker state the handlers read: identity, clocks, route work sizes and the
  * once-a-second memory sample. Owned by the worker; no fds. */
@@ -24,8 +24,8 @@ struct pf_handler_ctx {
     struct pf_memory memory;
     /* The scoreboard (NULL outside a daemon): the cluster's state for /health, every
      * worker's counters for /metrics, this worker's own entry. */
-    const struct pf_scoreboard *board;
-    const struct pf_board_entry *self;
+    const struct pf_scoreboard *scoreboard;
+    const struct pf_scoreboard_row *row;
     const char *metrics_path; /* NULL: /metrics disabled */
     bool fail_when_degraded;
     /* Reads the process's memory figures; a function pointer so tests can fake it. */

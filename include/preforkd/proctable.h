@@ -32,7 +32,7 @@ struct pf_proc {
     pid_t pid; /* 0: free entry */
     uint32_t gen;
     uint32_t slot;
-    int board;  /* its scoreboard entry */
+    int row;    /* its row in the scoreboard */
     int ipc_fd; /* the primary's end of its IPC socketpair; the rules never touch it */
     enum pf_proc_state state;
     bool retiring; /* being recycled: its replacement is starting */
@@ -159,7 +159,7 @@ uint32_t pf_proctable_backoff(uint32_t previous_ms, int64_t uptime_ms, uint32_t 
 bool pf_proctable_vouches(int64_t heartbeat_age_ms, uint32_t worker_timeout_ms);
 
 /* Records a forked worker of the current generation (after PF_ACT_SPAWN). */
-int pf_proctable_add(struct pf_proctable *t, pid_t pid, uint32_t slot, int board, int ipc_fd,
+int pf_proctable_add(struct pf_proctable *t, pid_t pid, uint32_t slot, int row, int ipc_fd,
                      int64_t now, uint64_t request_limit);
 /* fork failed for slot: it is retried after a backoff. */
 void pf_proctable_spawn_failed(struct pf_proctable *t, uint32_t slot, int64_t now);

@@ -7,7 +7,7 @@
 
 #include "preforkd/config.h"
 #include "preforkd/listener.h"
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 /* The signals the primary reads from its signalfd (blocked in every thread), from the
  * one table of signal dispositions that also sets up each worker. */
@@ -20,8 +20,8 @@ struct pf_spawn {
     const struct pf_config *cfg;
     const struct pf_listeners *ls; /* its generation's sockets */
     uint32_t slot;
-    struct pf_scoreboard *board;
-    int board_entry;
+    struct pf_scoreboard *scoreboard;
+    int row; /* its row in the scoreboard */
     pid_t primary;
     const int *close_fds;
     size_t nclose;

@@ -80,10 +80,8 @@ static void test_metrics_route_is_configurable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_unknown_paths),
-        cmocka_unit_test(test_other_methods),
-        cmocka_unit_test(test_metrics_route_is_configurable),
+        cmocka_unit_test(test_routes),         cmocka_unit_test(test_unknown_paths),
+        cmocka_unit_test(test_other_methods),  cmocka_unit_test(test_metrics_route_is_configurable),
         cmocka_unit_test(test_server_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,26 +1,26 @@
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nentries)
+int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows)
 {
     struct pf_scoreboard *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    size_t size = sizeof(struct pf_board_cluster) + sizeof(struct pf_board_entry) * nentries;
+    size_t size = sizeof(struct pf_scoreboard_cluster) + sizeof(struct pf_scoreboard_row) * nrows;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
         int e = errno;
         free(b);
         return -e;
     }
-    b->nentries = nentries;
+    b->nrows = nrows;
     b->cluster = mem;
-    /* Anonymous mappings start zeroed: every entry FREE. */
-    b->entries = (struct pf_board_entry *)((char *)mem + sizeof(struct pf_board_cluster));
+    /* Anonymous mappings start zeroed: every row FREE. */
+    b->rows = (struct pf_scoreboard_row *)((char *)mem + sizeof(struct pf_scoreboard_cluster));
     *out = b;
     return 0;
 }
@@ -29,8 +29,8 @@ void pf_scoreboard_free(struct pf_scoreboard **board)
 {
     if (!board || !*board)
         return;
-    munmap((*board)->cluster,
-           sizeof(struct pf_board_cluster) + sizeof(struct pf_board_entry) * (*board)->nentries);
+    munmap((*board)->cluster, sizeof(struct pf_scoreboard_cluster) +
+                                  sizeof(struct pf_scoreboard_row) * (*board)->nrows);
     free(*board);
     *board = NULL;
 }
@@ -38,8 +38,8 @@ void pf_scoreboard_free(struct pf_scoreboard **board)
 int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, uint32_t generation,
                         int64_t now_ms)
 {
-    for (uint32_t i = 0; i < board->nentries; i++) {
-        struct pf_board_entry *e = &board->entries[i];
+    for (uint32_t i = 0; i < board->nrows; i++) {
+        struct pf_scoreboard_row *e = &board->rows[i];
         if (atomic_load(&e->state) != PF_WSTATE_FREE)
             continue;
         e->slot = slot;
@@ -60,9 +60,9 @@ int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, u
 
 void pf_scoreboard_release(struct pf_scoreboard *board, int index)
 {
-    if (index < 0 || (uint32_t)index >= board->nentries)
+    if (index < 0 || (uint32_t)index >= board->nrows)
         return;
-    struct pf_board_entry *e = &board->entries[index];
+    struct pf_scoreboard_row *e = &board->rows[index];
     atomic_store(&e->pid, 0);
     atomic_store(&e->state, PF_WSTATE_FREE);
 }

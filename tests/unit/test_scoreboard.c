@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "preforkd/stats.h"
+#include "preforkd/scoreboard.h"
 
 static void test_claim_and_release(void **state)
 {
@@ -16,14 +16,14 @@ static void test_claim_and_release(void **state)
     int d = pf_scoreboard_claim(b, 102, 0, 2, 6000);
     assert_true(a >= 0 && c >= 0 && d >= 0 && a != c && c != d && a != d);
     assert_int_equal(pf_scoreboard_claim(b, 103, 2, 2, 6000), -1); /* full */
-    assert_int_equal(atomic_load(&b->entries[d].pid), 102);
-    assert_int_equal(atomic_load(&b->entries[d].state), PF_WSTATE_STARTING);
-    assert_int_equal(atomic_load(&b->entries[d].heartbeat_ms), 6000);
-    pf_count(&b->entries[c].c.accepted, 3);
+    assert_int_equal(atomic_load(&b->rows[d].pid), 102);
+    assert_int_equal(atomic_load(&b->rows[d].state), PF_WSTATE_STARTING);
+    assert_int_equal(atomic_load(&b->rows[d].heartbeat_ms), 6000);
+    pf_count(&b->rows[c].c.accepted, 3);
     pf_scoreboard_release(b, c);
     int e = pf_scoreboard_claim(b, 104, 1, 2, 7000);
-    assert_int_equal(e, c);                                      /* the freed entry is reused... */
-    assert_int_equal(atomic_load(&b->entries[e].c.accepted), 0); /* ...and starts at zero */
+    assert_int_equal(e, c);                                   /* the freed entry is reused... */
+    assert_int_equal(atomic_load(&b->rows[e].c.accepted), 0); /* ...and starts at zero */
     pf_scoreboard_free(&b);
     assert_null(b);
     pf_scoreboard_free(&b); /* NULL is fine */
@@ -51,8 +51,8 @@ static void test_counters_add_and_classes(void **state)
 static void test_entries_do_not_share_cache_lines(void **state)
 {
     (void)state;
-    assert_int_equal(sizeof(struct pf_board_entry) % 64, 0);
-    assert_int_equal(_Alignof(struct pf_board_entry), 64);
+    assert_int_equal(sizeof(struct pf_scoreboard_row) % 64, 0);
+    assert_int_equal(_Alignof(struct pf_scoreboard_row), 64);
 }
 
 int main(void)

@@ -1,5 +1,5 @@
-#ifndef PREFORKD_STATS_H
-#define PREFORKD_STATS_H
+#ifndef PREFORKD_SCOREBOARD_H
+#define PREFORKD_SCOREBOARD_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -8,11 +8,11 @@
 #include "preforkd/config.h"
 
 /* The scoreboard: one MAP_SHARED|MAP_ANONYMOUS region created by the primary before any
- * fork. While a worker runs, it is the only writer of the counters in its entry, with
+ * fork. While a worker runs, it is the only writer of the counters in its row, with
  * relaxed atomic stores to its own cache line: no locks, nothing shared on the hot
- * path. The primary writes an entry's identity (claim, pid, release) before the worker
+ * path. The primary writes a row's identity (claim, pid, release) before the worker
  * starts and after it has exited, folds an exited worker's counters into its slot's
- * retired counters, and writes the cluster block; it reads every entry (heartbeats for
+ * retired counters, and writes the cluster block; it reads every row (heartbeats for
  * the watchdog, request counts for recycling). */
 
 enum pf_worker_state { PF_WSTATE_FREE, PF_WSTATE_STARTING, PF_WSTATE_SERVING, PF_WSTATE_DRAINING };
@@ -35,7 +35,7 @@ struct pf_counters {
     _Atomic uint64_t bytes_out;
 };
 
-struct pf_board_entry {
+struct pf_scoreboard_row {
     _Atomic int32_t pid;
     _Atomic uint32_t state;
     uint32_t slot;
@@ -48,6 +48,11 @@ struct pf_board_entry {
     _Atomic uint64_t rps;         /* requests answered in the last second */
     struct pf_counters c;
 } __attribute__((aligned(64)));
+/* Each row on cache lines of its own: a worker's stores never share a line with another
+ * worker's (no false sharing on the hot path). */
+_Static_assert(_Alignof(struct pf_scoreboard_row) == 64 &&
+                   sizeof(struct pf_scoreboard_row) % 64 == 0,
+               "a scoreboard row spans whole cache lines");
 
 /* Only the owning worker writes its counters, so an increment needs no atomic
  * read-modify-write: a relaxed load and store (plain moves on x86) keep readers from
@@ -67,7 +72,7 @@ static inline unsigned pf_status_class(unsigned status)
 }
 
 /* Written by the primary, read by any worker (for /health and /metrics). */
-struct pf_board_cluster {
+struct pf_scoreboard_cluster {
     _Atomic int32_t primary_pid;
     _Atomic uint32_t configured;
     _Atomic uint32_t serving;
@@ -84,19 +89,20 @@ struct pf_board_cluster {
 } __attribute__((aligned(64)));
 
 struct pf_scoreboard {
-    uint32_t nentries;
-    struct pf_board_cluster *cluster;
-    struct pf_board_entry *entries;
+    uint32_t nrows;
+    struct pf_scoreboard_cluster *cluster;
+    struct pf_scoreboard_row *rows;
 };
 
-int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nentries);
+int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows);
 void pf_scoreboard_free(struct pf_scoreboard **board);
-/* A free entry for a new worker, claimed for pid; -1 when full. */
+/* A free row for a new worker, claimed for pid; -1 when full. */
 int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, uint32_t generation,
                         int64_t now_ms);
 void pf_scoreboard_release(struct pf_scoreboard *board, int index);
 
-static inline void pf_board_heartbeat(struct pf_board_entry *e, int64_t now_ms, uint64_t requests)
+static inline void pf_scoreboard_heartbeat(struct pf_scoreboard_row *e, int64_t now_ms,
+                                           uint64_t requests)
 {
     atomic_store_explicit(&e->heartbeat_ms, now_ms, memory_order_relaxed);
     atomic_store_explicit(&e->requests, requests, memory_order_relaxed);
