@@ -1,6 +1,7 @@
 #include "preforkd/config.h"
 
 #include "preforkd/cpu.h"
+#include "preforkd/route.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -224,11 +225,6 @@ struct key {
 
 #define OFF(f) offsetof(struct pf_config, f)
 
-struct pf_route_name {
-    const char *path;
-};
-static const struct pf_route_name reserved_paths[] = {{"/"}, {"/health"}, {"/heavy"}, {NULL}};
-
 static const struct key timeout_keys[] = {
     {"keepalive", T_DURATION, OFF(keepalive_timeout_ms), 1, 3600000, NULL},
     {"header", T_DURATION, OFF(header_timeout_ms), 1, 3600000, NULL},
@@ -403,8 +399,8 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
         if (s[0] != '/' || strlen(s) >= k->max || strpbrk(s, "?# \t"))
             return fail_at(ld, v, "'%s' must be a path like /metrics (at most %" PRIu64 " bytes)",
                            path, k->max - 1);
-        for (const struct pf_route_name *r = reserved_paths; r->path; r++)
-            if (strcmp(s, r->path) == 0)
+        for (int r = 0; r < PF_ROUTE_COUNT; r++)
+            if (pf_routes[r].path && strcmp(s, pf_routes[r].path) == 0)
                 return fail_at(ld, v, "'%s' cannot be %s: that route is taken", path, s);
         strcpy(field, s);
         return 0;

@@ -84,8 +84,8 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
     return 0;
 }
 
-static void count(struct pf_conn *c, struct pf_conn_env *env, enum pf_stat_route route,
-                  uint16_t status, uint64_t body_bytes)
+static void count(struct pf_conn *c, struct pf_conn_env *env, enum pf_route route, uint16_t status,
+                  uint64_t body_bytes)
 {
     env->requests++;
     if (env->row)
@@ -105,7 +105,7 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
         c->wlen += (uint32_t)out.len;
     c->closing = true;
     c->linger = true;
-    count(c, env, PF_STAT_OTHER, status, 0);
+    count(c, env, PF_ROUTE_NONE, status, 0);
 }
 
 /* Answers the request in c->http.req. */

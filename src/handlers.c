@@ -1,5 +1,6 @@
 #include "preforkd/handlers.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdlib.h>
 
@@ -106,22 +107,6 @@ static unsigned connection_flags(const struct pf_request *req)
     return req->http_minor == 0 ? PF_RESP_KEEPALIVE : 0;
 }
 
-static enum pf_stat_route stat_route(enum pf_route r)
-{
-    switch (r) {
-    case PF_ROUTE_SUM:
-        return PF_STAT_SUM;
-    case PF_ROUTE_HEALTH:
-        return PF_STAT_HEALTH;
-    case PF_ROUTE_HEAVY:
-        return PF_STAT_HEAVY;
-    case PF_ROUTE_METRICS:
-        return PF_STAT_METRICS;
-    default:
-        return PF_STAT_OTHER;
-    }
-}
-
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *req,
                          struct pf_buf *out, struct pf_answer *answer)
 {
@@ -132,7 +117,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
     unsigned flags = connection_flags(req);
     uint16_t status = m.status;
     enum pf_header_block block = PF_BLOCK_JSON;
-    *answer = (struct pf_answer){.route = stat_route(m.route)};
+    *answer = (struct pf_answer){.route = pf_route_stat(m.route)};
 
     switch (m.route) {
     case PF_ROUTE_SUM:
@@ -181,6 +166,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_request *re
         block = PF_BLOCK_EMPTY;
         break;
     case PF_ROUTE_NONE:
+    case PF_ROUTE_COUNT:
+        assert(m.route != PF_ROUTE_COUNT);
         if (m.status == 405) {
             pf_buf_put_lit(&body, "{\"error\":\"method not allowed\"}");
             flags |= PF_RESP_ALLOW_GET;

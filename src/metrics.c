@@ -1,5 +1,6 @@
 #include "preforkd/metrics.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +8,6 @@
 
 #include "preforkd/buf.h"
 
-static const char *const route_names[PF_STAT_ROUTES] = {"/", "/health", "/heavy", "/metrics",
-                                                        "other"};
 static const char *const state_names[] = {"free", "starting", "serving", "draining"};
 
 static uint64_t load(const _Atomic uint64_t *v)
@@ -22,12 +21,14 @@ struct slot_view {
     uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
     uint64_t accepted, bytes_in, bytes_out;
     uint64_t connections, rss, rps;
+    int64_t oldest_beat_ms; /* the least recent heartbeat of a live process, -1: none */
     const struct pf_scoreboard_row *newest;
 };
 
 static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_view *v)
 {
     memset(v, 0, sizeof(*v));
+    v->oldest_beat_ms = -1;
     const struct pf_counters *c[PF_MAX_WORKERS + 1];
     size_t n = 0;
     c[n++] = &b->cluster->retired[slot];
@@ -39,6 +40,9 @@ static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_
         v->connections += load(&e->connections);
         v->rss += load(&e->rss);
         v->rps += load(&e->rps);
+        int64_t beat = atomic_load_explicit(&e->heartbeat_ms, memory_order_relaxed);
+        if (v->oldest_beat_ms < 0 || beat < v->oldest_beat_ms)
+            v->oldest_beat_ms = beat;
         if (!v->newest || e->generation > v->newest->generation ||
             (e->generation == v->newest->generation &&
              atomic_load(&e->started_ms) > atomic_load(&v->newest->started_ms)))
@@ -54,38 +58,156 @@ static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_
     }
 }
 
-static void family(struct pf_buf *o, const char *name, const char *type, const char *help)
+/* clang-format off */
+const struct pf_metric_family pf_metric_families[PF_METRIC_COUNT] = {
+    [PF_M_REQUESTS] = {"preforkd_requests_total", "counter",
+        "Requests answered, by worker slot, route and status class.", true},
+    [PF_M_ACCEPTED] = {"preforkd_connections_accepted_total", "counter",
+        "Connections accepted.", true},
+    [PF_M_RECEIVED_BYTES] = {"preforkd_received_bytes_total", "counter",
+        "Bytes read from clients.", true},
+    [PF_M_SENT_BYTES] = {"preforkd_sent_bytes_total", "counter",
+        "Bytes written to clients.", true},
+    [PF_M_CONNECTIONS] = {"preforkd_connections", "gauge", "Connections open now.", true},
+    [PF_M_RSS] = {"preforkd_worker_resident_memory_bytes", "gauge",
+        "Resident memory of the slot's workers.", true},
+    [PF_M_RPS] = {"preforkd_worker_requests_per_second", "gauge",
+        "Requests answered in the last second.", true},
+    [PF_M_WORKER_RESTARTS] = {"preforkd_worker_restarts_total", "counter",
+        "Times the slot's worker was replaced after dying.", true},
+    [PF_M_WORKER_UPTIME] = {"preforkd_worker_uptime_seconds", "gauge",
+        "Seconds since the slot's newest worker started.", true},
+    [PF_M_HEARTBEAT_AGE] = {"preforkd_worker_heartbeat_age_seconds", "gauge",
+        "Seconds since the least recent heartbeat of the slot's workers (one busy with a "
+        "long request, or hung, stops beating).", true},
+    [PF_M_WORKER_INFO] = {"preforkd_worker_info", "gauge",
+        "The slot's newest worker: pid, generation and state (value always 1).", true},
+    [PF_M_CONFIGURED] = {"preforkd_workers_configured", "gauge", "Worker slots configured.",
+        false},
+    [PF_M_SERVING] = {"preforkd_workers_serving", "gauge",
+        "Worker slots with a serving worker.", false},
+    [PF_M_DEGRADED] = {"preforkd_degraded", "gauge", "1 while a slot has no serving worker.",
+        false},
+    [PF_M_GENERATION] = {"preforkd_generation", "gauge",
+        "Configuration generation (1, plus one per reload).", false},
+    [PF_M_RESTARTS] = {"preforkd_restarts_total", "counter", "Workers replaced after dying.",
+        false},
+    [PF_M_RELOADS] = {"preforkd_reloads_total", "counter",
+        "Configuration reloads (SIGHUP) applied.", false},
+    [PF_M_BACKOFFS] = {"preforkd_backoffs_total", "counter",
+        "Respawns delayed by crash-loop backoff.", false},
+    [PF_M_UPTIME] = {"preforkd_uptime_seconds", "gauge", "Seconds since the primary started.",
+        false},
+};
+/* clang-format on */
+
+static void family(struct pf_buf *o, enum pf_metric m)
 {
+    const struct pf_metric_family *f = &pf_metric_families[m];
     pf_buf_put_lit(o, "# HELP ");
-    pf_buf_put_str(o, name);
+    pf_buf_put_str(o, f->name);
     pf_buf_put_lit(o, " ");
-    pf_buf_put_str(o, help);
+    pf_buf_put_str(o, f->help);
     pf_buf_put_lit(o, "\n# TYPE ");
-    pf_buf_put_str(o, name);
+    pf_buf_put_str(o, f->name);
     pf_buf_put_lit(o, " ");
-    pf_buf_put_str(o, type);
+    pf_buf_put_str(o, f->type);
     pf_buf_put_lit(o, "\n");
 }
 
-static void sample(struct pf_buf *o, const char *name, int slot, uint64_t value)
+/* value / 10^decimals, written with that many decimals. */
+static void sample(struct pf_buf *o, enum pf_metric m, int slot, uint64_t value, unsigned decimals)
 {
-    pf_buf_put_str(o, name);
+    pf_buf_put_str(o, pf_metric_families[m].name);
     if (slot >= 0) {
         pf_buf_put_lit(o, "{worker=\"");
         pf_buf_put_u64(o, (uint64_t)slot);
         pf_buf_put_lit(o, "\"}");
     }
     pf_buf_put_lit(o, " ");
-    pf_buf_put_u64(o, value);
+    pf_buf_put_fixed(o, value, decimals);
     pf_buf_put_lit(o, "\n");
 }
 
-static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf *o, uint32_t nslots,
-                   struct slot_view *views)
+static uint64_t seconds_since(int64_t now_ms, int64_t then_ms)
 {
-    const struct pf_scoreboard_cluster *cl = b->cluster;
-    family(o, "preforkd_requests_total", "counter",
-           "Requests answered, by worker slot, route and status class.");
+    return now_ms > then_ms ? (uint64_t)(now_ms - then_ms) / 1000 : 0;
+}
+
+/* A per-slot family's value for slot s; false when the slot has none to show. */
+static bool slot_value(enum pf_metric m, const struct slot_view *v,
+                       const struct pf_scoreboard_cluster *cl, uint32_t s, int64_t now_ms,
+                       uint64_t *val, unsigned *decimals)
+{
+    *decimals = 0;
+    switch (m) {
+    case PF_M_ACCEPTED:
+        *val = v->accepted;
+        return true;
+    case PF_M_RECEIVED_BYTES:
+        *val = v->bytes_in;
+        return true;
+    case PF_M_SENT_BYTES:
+        *val = v->bytes_out;
+        return true;
+    case PF_M_CONNECTIONS:
+        *val = v->connections;
+        return true;
+    case PF_M_RSS:
+        *val = v->rss;
+        return true;
+    case PF_M_RPS:
+        *val = v->rps;
+        return true;
+    case PF_M_WORKER_RESTARTS:
+        *val = load(&cl->slot_restarts[s]);
+        return true;
+    case PF_M_WORKER_UPTIME:
+        if (!v->newest)
+            return false;
+        *val = seconds_since(now_ms, atomic_load(&v->newest->started_ms));
+        return true;
+    case PF_M_HEARTBEAT_AGE:
+        if (v->oldest_beat_ms < 0)
+            return false;
+        *val = now_ms > v->oldest_beat_ms ? (uint64_t)(now_ms - v->oldest_beat_ms) : 0;
+        *decimals = 3; /* milliseconds, shown as seconds */
+        return true;
+    default:
+        assert(!"not a plain per-slot family");
+        return false;
+    }
+}
+
+static uint64_t service_value(enum pf_metric m, const struct pf_scoreboard_cluster *cl,
+                              int64_t now_ms)
+{
+    switch (m) {
+    case PF_M_CONFIGURED:
+        return atomic_load(&cl->configured);
+    case PF_M_SERVING:
+        return atomic_load(&cl->serving);
+    case PF_M_DEGRADED:
+        return atomic_load(&cl->degraded) ? 1u : 0u;
+    case PF_M_GENERATION:
+        return atomic_load(&cl->generation);
+    case PF_M_RESTARTS:
+        return load(&cl->restarts);
+    case PF_M_RELOADS:
+        return load(&cl->reloads);
+    case PF_M_BACKOFFS:
+        return load(&cl->backoffs);
+    case PF_M_UPTIME:
+        return seconds_since(now_ms, atomic_load(&cl->started_ms));
+    default:
+        assert(!"not a service family");
+        return 0;
+    }
+}
+
+static void render_requests(struct pf_buf *o, uint32_t nslots, const struct slot_view *views)
+{
+    family(o, PF_M_REQUESTS);
     for (uint32_t s = 0; s < nslots; s++) {
         for (int r = 0; r < PF_STAT_ROUTES; r++) {
             for (int k = 0; k < PF_STAT_CLASSES; k++) {
@@ -95,7 +217,7 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
                 pf_buf_put_lit(o, "preforkd_requests_total{worker=\"");
                 pf_buf_put_u64(o, s);
                 pf_buf_put_lit(o, "\",route=\"");
-                pf_buf_put_str(o, route_names[r]);
+                pf_buf_put_str(o, pf_routes[r].label);
                 pf_buf_put_lit(o, "\",code=\"");
                 pf_buf_put_u64(o, (uint64_t)k + 1);
                 pf_buf_put_lit(o, "xx\"} ");
@@ -104,61 +226,11 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
             }
         }
     }
-    static const struct {
-        const char *name, *type, *help;
-        int field;
-    } per_slot[] = {
-        {"preforkd_connections_accepted_total", "counter", "Connections accepted.", 0},
-        {"preforkd_received_bytes_total", "counter", "Bytes read from clients.", 1},
-        {"preforkd_sent_bytes_total", "counter", "Bytes written to clients.", 2},
-        {"preforkd_connections", "gauge", "Connections open now.", 3},
-        {"preforkd_worker_resident_memory_bytes", "gauge", "Resident memory of the slot's workers.",
-         4},
-        {"preforkd_worker_requests_per_second", "gauge", "Requests answered in the last second.",
-         5},
-        {"preforkd_worker_restarts_total", "counter",
-         "Times the slot's worker was replaced after dying.", 6},
-        {"preforkd_worker_uptime_seconds", "gauge",
-         "Seconds since the slot's newest worker started.", 7},
-    };
-    for (size_t f = 0; f < sizeof(per_slot) / sizeof(per_slot[0]); f++) {
-        family(o, per_slot[f].name, per_slot[f].type, per_slot[f].help);
-        for (uint32_t s = 0; s < nslots; s++) {
-            const struct slot_view *v = &views[s];
-            uint64_t val = 0;
-            switch (per_slot[f].field) {
-            case 0:
-                val = v->accepted;
-                break;
-            case 1:
-                val = v->bytes_in;
-                break;
-            case 2:
-                val = v->bytes_out;
-                break;
-            case 3:
-                val = v->connections;
-                break;
-            case 4:
-                val = v->rss;
-                break;
-            case 5:
-                val = v->rps;
-                break;
-            case 6:
-                val = load(&cl->slot_restarts[s]);
-                break;
-            default:
-                if (!v->newest)
-                    continue;
-                int64_t up = now_ms - atomic_load(&v->newest->started_ms);
-                val = up > 0 ? (uint64_t)up / 1000 : 0;
-            }
-            sample(o, per_slot[f].name, (int)s, val);
-        }
-    }
-    family(o, "preforkd_worker_info", "gauge",
-           "The slot's newest worker: pid, generation and state (value always 1).");
+}
+
+static void render_info(struct pf_buf *o, uint32_t nslots, const struct slot_view *views)
+{
+    family(o, PF_M_WORKER_INFO);
     for (uint32_t s = 0; s < nslots; s++) {
         const struct pf_scoreboard_row *e = views[s].newest;
         if (!e)
@@ -174,30 +246,29 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
         pf_buf_put_str(o, state_names[st < 4 ? st : 0]);
         pf_buf_put_lit(o, "\"} 1\n");
     }
-    int64_t up = now_ms - atomic_load(&cl->started_ms);
-    static const struct {
-        const char *name, *type, *help;
-    } global[] = {
-        {"preforkd_workers_configured", "gauge", "Worker slots configured."},
-        {"preforkd_workers_serving", "gauge", "Worker slots with a serving worker."},
-        {"preforkd_degraded", "gauge", "1 while a slot has no serving worker."},
-        {"preforkd_generation", "gauge", "Configuration generation (1, plus one per reload)."},
-        {"preforkd_restarts_total", "counter", "Workers replaced after dying."},
-        {"preforkd_reloads_total", "counter", "Configuration reloads (SIGHUP) applied."},
-        {"preforkd_backoffs_total", "counter", "Respawns delayed by crash-loop backoff."},
-        {"preforkd_uptime_seconds", "gauge", "Seconds since the primary started."},
-    };
-    uint64_t vals[] = {atomic_load(&cl->configured),
-                       atomic_load(&cl->serving),
-                       atomic_load(&cl->degraded) ? 1u : 0u,
-                       atomic_load(&cl->generation),
-                       load(&cl->restarts),
-                       load(&cl->reloads),
-                       load(&cl->backoffs),
-                       up > 0 ? (uint64_t)up / 1000 : 0};
-    for (size_t g = 0; g < sizeof(global) / sizeof(global[0]); g++) {
-        family(o, global[g].name, global[g].type, global[g].help);
-        sample(o, global[g].name, -1, vals[g]);
+}
+
+static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf *o, uint32_t nslots,
+                   struct slot_view *views)
+{
+    const struct pf_scoreboard_cluster *cl = b->cluster;
+    for (int m = 0; m < PF_METRIC_COUNT; m++) {
+        if (m == PF_M_REQUESTS) {
+            render_requests(o, nslots, views);
+        } else if (m == PF_M_WORKER_INFO) {
+            render_info(o, nslots, views);
+        } else if (pf_metric_families[m].per_slot) {
+            family(o, (enum pf_metric)m);
+            for (uint32_t s = 0; s < nslots; s++) {
+                uint64_t val;
+                unsigned decimals;
+                if (slot_value((enum pf_metric)m, &views[s], cl, s, now_ms, &val, &decimals))
+                    sample(o, (enum pf_metric)m, (int)s, val, decimals);
+            }
+        } else {
+            family(o, (enum pf_metric)m);
+            sample(o, (enum pf_metric)m, -1, service_value((enum pf_metric)m, cl, now_ms), 0);
+        }
     }
 }
 

@@ -5,16 +5,13 @@
 /* The methods a route takes; any other known method there is 405. */
 #define PF_GET_HEAD (1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD)
 
-static const struct {
-    const char *path;
-    uint16_t len;
-    enum pf_route route;
-    unsigned methods;
-} routes[] = {
-    {"/", 1, PF_ROUTE_SUM, PF_GET_HEAD},
-    {"/health", 7, PF_ROUTE_HEALTH, PF_GET_HEAD},
-    {"/heavy", 6, PF_ROUTE_HEAVY, PF_GET_HEAD},
-    {"*", 1, PF_ROUTE_SERVER_OPTIONS, 1u << PF_METHOD_OPTIONS},
+const struct pf_route_info pf_routes[PF_ROUTE_COUNT] = {
+    [PF_ROUTE_SUM] = {"/", "/", PF_GET_HEAD},
+    [PF_ROUTE_HEALTH] = {"/health", "/health", PF_GET_HEAD},
+    [PF_ROUTE_HEAVY] = {"/heavy", "/heavy", PF_GET_HEAD},
+    [PF_ROUTE_METRICS] = {NULL, "/metrics", PF_GET_HEAD}, /* at metrics.path */
+    [PF_ROUTE_NONE] = {NULL, "other", 0},
+    [PF_ROUTE_SERVER_OPTIONS] = {"*", "other", 1u << PF_METHOD_OPTIONS},
 };
 
 struct pf_route_match pf_router_match(const struct pf_request *req, const char *metrics_path)
@@ -27,13 +24,13 @@ struct pf_route_match pf_router_match(const struct pf_request *req, const char *
     if (metrics_path && req->path_len == strlen(metrics_path) &&
         memcmp(req->path, metrics_path, req->path_len) == 0) {
         found = PF_ROUTE_METRICS;
-        methods = PF_GET_HEAD;
+        methods = pf_routes[PF_ROUTE_METRICS].methods;
     }
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && found == PF_ROUTE_NONE; i++) {
-        if (req->path_len == routes[i].len &&
-            memcmp(req->path, routes[i].path, req->path_len) == 0) {
-            found = routes[i].route;
-            methods = routes[i].methods;
+    for (int r = 0; r < PF_ROUTE_COUNT && found == PF_ROUTE_NONE; r++) {
+        const char *path = pf_routes[r].path;
+        if (path && req->path_len == strlen(path) && memcmp(req->path, path, req->path_len) == 0) {
+            found = (enum pf_route)r;
+            methods = pf_routes[r].methods;
         }
     }
     if (found == PF_ROUTE_NONE)

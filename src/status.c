@@ -13,15 +13,41 @@
 #include <unistd.h>
 
 #include "preforkd/config.h"
+#include "preforkd/metrics.h"
 
+/* One worker slot, as read back from /metrics: its identity and a value per family. */
 struct row {
     long slot, pid, generation;
     char state[16];
-    double uptime, restarts, rss, conns, requests, rps;
+    double v[PF_METRIC_COUNT];
 };
 
-struct cluster {
-    double configured, serving, degraded, generation, restarts, reloads, uptime;
+enum col_format { COL_COUNT, COL_TIME, COL_MEGABYTES };
+
+/* The table's columns after slot, pid and state: one per family shown, in order. */
+static const struct column {
+    const char *title; /* in the table */
+    const char *key;   /* in --json */
+    int width;
+    enum pf_metric metric;
+    enum col_format format;
+} columns[] = {
+    {"uptime", "uptime", 8, PF_M_WORKER_UPTIME, COL_TIME},
+    {"restarts", "restarts", 9, PF_M_WORKER_RESTARTS, COL_COUNT},
+    {"rss", "rss", 9, PF_M_RSS, COL_MEGABYTES},
+    {"conns", "connections", 6, PF_M_CONNECTIONS, COL_COUNT},
+    {"requests", "requests", 10, PF_M_REQUESTS, COL_COUNT},
+    {"req/s", "rps", 0, PF_M_RPS, COL_COUNT},
+};
+
+/* The service-wide figures, in the summary line and in --json. */
+static const struct {
+    const char *key;
+    enum pf_metric metric;
+} service[] = {
+    {"configured", PF_M_CONFIGURED}, {"serving", PF_M_SERVING},   {"degraded", PF_M_DEGRADED},
+    {"generation", PF_M_GENERATION}, {"restarts", PF_M_RESTARTS}, {"reloads", PF_M_RELOADS},
+    {"uptime", PF_M_UPTIME},
 };
 
 /* Connects to a wildcard listen address through loopback. */
@@ -93,7 +119,15 @@ static struct row *row_for(struct row *rows, size_t *nrows, long slot)
     return r;
 }
 
-static void parse(char *text, struct row *rows, size_t *nrows, struct cluster *c)
+static int family_of(const char *name)
+{
+    for (int m = 0; m < PF_METRIC_COUNT; m++)
+        if (strcmp(name, pf_metric_families[m].name) == 0)
+            return m;
+    return -1;
+}
+
+static void parse(char *text, struct row *rows, size_t *nrows, double *cluster)
 {
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#')
@@ -103,45 +137,30 @@ static void parse(char *text, struct row *rows, size_t *nrows, struct cluster *c
         const char *w = strstr(line, "{worker=\"");
         if (sscanf(line, "%95[a-z_]", name) != 1)
             continue;
+        int m = family_of(name);
+        if (m < 0)
+            continue;
         if (w)
             slot = strtol(w + 9, NULL, 10);
         const char *sp = strrchr(line, ' ');
         double v = sp ? strtod(sp + 1, NULL) : 0;
-        if (slot < 0) {
-            static const char *names[] = {"preforkd_workers_configured", "preforkd_workers_serving",
-                                          "preforkd_degraded",           "preforkd_generation",
-                                          "preforkd_restarts_total",     "preforkd_reloads_total",
-                                          "preforkd_uptime_seconds"};
-            double *fields[] = {&c->configured, &c->serving, &c->degraded, &c->generation,
-                                &c->restarts,   &c->reloads, &c->uptime};
-            for (size_t i = 0; i < 7; i++)
-                if (strcmp(name, names[i]) == 0)
-                    *fields[i] = v;
+        if (!pf_metric_families[m].per_slot) {
+            cluster[m] = v;
             continue;
         }
-        struct row *r = row_for(rows, nrows, slot);
+        struct row *r = slot >= 0 ? row_for(rows, nrows, slot) : NULL;
         if (!r)
             continue;
-        if (strcmp(name, "preforkd_worker_info") == 0) {
+        if (m == PF_M_WORKER_INFO) {
             const char *p = strstr(line, "pid=\"");
             const char *g = strstr(line, "generation=\"");
-            const char *s = strstr(line, "state=\"");
+            const char *st = strstr(line, "state=\"");
             r->pid = p ? strtol(p + 5, NULL, 10) : 0;
             r->generation = g ? strtol(g + 12, NULL, 10) : 0;
-            if (s)
-                sscanf(s + 7, "%15[a-z]", r->state);
-        } else if (strcmp(name, "preforkd_requests_total") == 0) {
-            r->requests += v;
-        } else if (strcmp(name, "preforkd_worker_uptime_seconds") == 0) {
-            r->uptime = v;
-        } else if (strcmp(name, "preforkd_worker_restarts_total") == 0) {
-            r->restarts = v;
-        } else if (strcmp(name, "preforkd_worker_resident_memory_bytes") == 0) {
-            r->rss = v;
-        } else if (strcmp(name, "preforkd_connections") == 0) {
-            r->conns = v;
-        } else if (strcmp(name, "preforkd_worker_requests_per_second") == 0) {
-            r->rps = v;
+            if (st)
+                sscanf(st + 7, "%15[a-z]", r->state);
+        } else {
+            r->v[m] += v; /* requests come as one series per route and status class */
         }
     }
 }
@@ -210,44 +229,63 @@ int pf_status_main(int argc, char **argv)
         free(resp);
         return 1;
     }
-    static struct row rows[PF_MAX_WORKERS];
+    struct row *rows = calloc(PF_MAX_WORKERS, sizeof(*rows));
+    if (!rows) {
+        fprintf(stderr, "preforkd status: out of memory\n");
+        free(resp);
+        return 1;
+    }
     size_t nrows = 0;
-    struct cluster c = {0};
-    parse(body + 4, rows, &nrows, &c);
+    double c[PF_METRIC_COUNT] = {0};
+    parse(body + 4, rows, &nrows, c);
     free(resp);
 
     if (json) {
-        printf(
-            "{\"address\":\"%s\",\"configured\":%.0f,\"serving\":%.0f,\"degraded\":%s,"
-            "\"generation\":%.0f,\"restarts\":%.0f,\"reloads\":%.0f,\"uptime\":%.0f,\"workers\":[",
-            where, c.configured, c.serving, c.degraded ? "true" : "false", c.generation, c.restarts,
-            c.reloads, c.uptime);
-        for (size_t i = 0; i < nrows; i++)
-            printf(
-                "%s{\"slot\":%ld,\"pid\":%ld,\"generation\":%ld,\"state\":\"%s\",\"uptime\":%.0f,"
-                "\"restarts\":%.0f,\"rss\":%.0f,\"connections\":%.0f,\"requests\":%.0f,"
-                "\"rps\":%.0f}",
-                i ? "," : "", rows[i].slot, rows[i].pid, rows[i].generation, rows[i].state,
-                rows[i].uptime, rows[i].restarts, rows[i].rss, rows[i].conns, rows[i].requests,
-                rows[i].rps);
+        printf("{\"address\":\"%s\"", where);
+        for (size_t k = 0; k < sizeof(service) / sizeof(service[0]); k++) {
+            double v = c[service[k].metric];
+            if (service[k].metric == PF_M_DEGRADED)
+                printf(",\"%s\":%s", service[k].key, v ? "true" : "false");
+            else
+                printf(",\"%s\":%.0f", service[k].key, v);
+        }
+        printf(",\"workers\":[");
+        for (size_t i = 0; i < nrows; i++) {
+            printf("%s{\"slot\":%ld,\"pid\":%ld,\"generation\":%ld,\"state\":\"%s\"", i ? "," : "",
+                   rows[i].slot, rows[i].pid, rows[i].generation, rows[i].state);
+            for (size_t k = 0; k < sizeof(columns) / sizeof(columns[0]); k++)
+                printf(",\"%s\":%.0f", columns[k].key, rows[i].v[columns[k].metric]);
+            printf("}");
+        }
         printf("]}\n");
+        free(rows);
         return 0;
     }
     char up[32];
-    human_time(c.uptime, up, sizeof(up));
+    human_time(c[PF_M_UPTIME], up, sizeof(up));
     printf("preforkd on %s: %.0f/%.0f workers serving%s, generation %.0f, %.0f restarts, "
            "%.0f reloads, up %s\n\n",
-           where, c.serving, c.configured, c.degraded ? " (DEGRADED)" : "", c.generation,
-           c.restarts, c.reloads, up);
-    printf("%-5s %-8s %-9s %-8s %-9s %-9s %-6s %-10s %s\n", "slot", "pid", "state", "uptime",
-           "restarts", "rss", "conns", "requests", "req/s");
+           where, c[PF_M_SERVING], c[PF_M_CONFIGURED], c[PF_M_DEGRADED] ? " (DEGRADED)" : "",
+           c[PF_M_GENERATION], c[PF_M_RESTARTS], c[PF_M_RELOADS], up);
+    printf("%-5s %-8s %-9s", "slot", "pid", "state");
+    for (size_t k = 0; k < sizeof(columns) / sizeof(columns[0]); k++)
+        printf(" %-*s", columns[k].width, columns[k].title);
+    printf("\n");
     for (size_t i = 0; i < nrows; i++) {
-        char t[32], rss[32];
-        human_time(rows[i].uptime, t, sizeof(t));
-        snprintf(rss, sizeof(rss), "%.1f MB", rows[i].rss / 1048576.0);
-        printf("%-5ld %-8ld %-9s %-8s %-9.0f %-9s %-6.0f %-10.0f %.0f\n", rows[i].slot, rows[i].pid,
-               rows[i].state, t, rows[i].restarts, rss, rows[i].conns, rows[i].requests,
-               rows[i].rps);
+        printf("%-5ld %-8ld %-9s", rows[i].slot, rows[i].pid, rows[i].state);
+        for (size_t k = 0; k < sizeof(columns) / sizeof(columns[0]); k++) {
+            char cell[32];
+            double v = rows[i].v[columns[k].metric];
+            if (columns[k].format == COL_TIME)
+                human_time(v, cell, sizeof(cell));
+            else if (columns[k].format == COL_MEGABYTES)
+                snprintf(cell, sizeof(cell), "%.1f MB", v / 1048576.0);
+            else
+                snprintf(cell, sizeof(cell), "%.0f", v);
+            printf(" %-*s", columns[k].width, cell);
+        }
+        printf("\n");
     }
+    free(rows);
     return 0;
 }

@@ -43,7 +43,7 @@ uint64_t pf_handlers_sum(uint64_t n);
 /* What an answer was, for the counters and the access log. A large body (/metrics)
  * comes separately in ext (malloc'd, the caller sends it after out and frees it). */
 struct pf_answer {
-    enum pf_stat_route route;
+    enum pf_route route; /* counted as pf_route_stat(route) */
     uint16_t status;
     uint64_t body_bytes;
     char *ext;

@@ -4,15 +4,7 @@
 #include <stdint.h>
 
 #include "preforkd/http.h"
-
-enum pf_route {
-    PF_ROUTE_SUM,
-    PF_ROUTE_HEALTH,
-    PF_ROUTE_HEAVY,
-    PF_ROUTE_METRICS,
-    PF_ROUTE_SERVER_OPTIONS, /* OPTIONS *: what the server as a whole allows */
-    PF_ROUTE_NONE
-};
+#include "preforkd/route.h"
 
 struct pf_route_match {
     enum pf_route route; /* PF_ROUTE_NONE when status is not 200 */

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "preforkd/config.h"
+#include "preforkd/route.h"
 
 /* The scoreboard: one MAP_SHARED|MAP_ANONYMOUS region created by the primary before any
  * fork. While a worker runs, it is the only writer of the counters in its row, with
@@ -16,17 +17,6 @@
  * the watchdog, request counts for recycling). */
 
 enum pf_worker_state { PF_WSTATE_FREE, PF_WSTATE_STARTING, PF_WSTATE_SERVING, PF_WSTATE_DRAINING };
-
-/* Route and status-class dimensions of the request counters. */
-enum pf_stat_route {
-    PF_STAT_SUM,
-    PF_STAT_HEALTH,
-    PF_STAT_HEAVY,
-    PF_STAT_METRICS,
-    PF_STAT_OTHER, /* unknown paths and rejected requests */
-    PF_STAT_ROUTES
-};
-#define PF_STAT_CLASSES 5 /* 1xx .. 5xx */
 
 struct pf_counters {
     _Atomic uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
