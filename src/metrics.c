@@ -22,12 +22,14 @@ struct slot_view {
     uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
     uint64_t accepted, bytes_in, bytes_out;
     uint64_t connections, rss, rps;
+    int64_t oldest_beat_ms; /* the least recent heartbeat of a live process, -1: none */
     const struct pf_board_entry *newest;
 };
 
 static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_view *v)
 {
     memset(v, 0, sizeof(*v));
+    v->oldest_beat_ms = -1;
     const struct pf_counters *c[PF_MAX_WORKERS + 1];
     size_t n = 0;
     c[n++] = &b->cluster->retired[slot];
@@ -39,6 +41,9 @@ static void view_slot(const struct pf_scoreboard *b, uint32_t slot, struct slot_
         v->connections += load(&e->connections);
         v->rss += load(&e->rss);
         v->rps += load(&e->rps);
+        int64_t beat = atomic_load_explicit(&e->heartbeat_ms, memory_order_relaxed);
+        if (v->oldest_beat_ms < 0 || beat < v->oldest_beat_ms)
+            v->oldest_beat_ms = beat;
         if (!v->newest || e->generation > v->newest->generation ||
             (e->generation == v->newest->generation &&
              atomic_load(&e->started_ms) > atomic_load(&v->newest->started_ms)))
@@ -67,7 +72,8 @@ static void family(struct pf_buf *o, const char *name, const char *type, const c
     pf_buf_put_lit(o, "\n");
 }
 
-static void sample(struct pf_buf *o, const char *name, int slot, uint64_t value)
+/* value / 10^decimals, written with that many decimals. */
+static void sample(struct pf_buf *o, const char *name, int slot, uint64_t value, unsigned decimals)
 {
     pf_buf_put_str(o, name);
     if (slot >= 0) {
@@ -76,7 +82,7 @@ static void sample(struct pf_buf *o, const char *name, int slot, uint64_t value)
         pf_buf_put_lit(o, "\"}");
     }
     pf_buf_put_lit(o, " ");
-    pf_buf_put_u64(o, value);
+    pf_buf_put_fixed(o, value, decimals);
     pf_buf_put_lit(o, "\n");
 }
 
@@ -120,12 +126,17 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
          "Times the slot's worker was replaced after dying.", 6},
         {"preforkd_worker_uptime_seconds", "gauge",
          "Seconds since the slot's newest worker started.", 7},
+        {"preforkd_worker_heartbeat_age_seconds", "gauge",
+         "Seconds since the least recent heartbeat of the slot's workers (one busy with a "
+         "long request, or hung, stops beating).",
+         8},
     };
     for (size_t f = 0; f < sizeof(per_slot) / sizeof(per_slot[0]); f++) {
         family(o, per_slot[f].name, per_slot[f].type, per_slot[f].help);
         for (uint32_t s = 0; s < nslots; s++) {
             const struct slot_view *v = &views[s];
             uint64_t val = 0;
+            unsigned decimals = 0;
             switch (per_slot[f].field) {
             case 0:
                 val = v->accepted;
@@ -148,13 +159,22 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
             case 6:
                 val = load(&cl->slot_restarts[s]);
                 break;
-            default:
+            case 7: {
                 if (!v->newest)
                     continue;
                 int64_t up = now_ms - atomic_load(&v->newest->started_ms);
                 val = up > 0 ? (uint64_t)up / 1000 : 0;
+                break;
             }
-            sample(o, per_slot[f].name, (int)s, val);
+            default: {
+                if (v->oldest_beat_ms < 0)
+                    continue;
+                int64_t age = now_ms - v->oldest_beat_ms;
+                val = age > 0 ? (uint64_t)age : 0; /* milliseconds */
+                decimals = 3;
+            }
+            }
+            sample(o, per_slot[f].name, (int)s, val, decimals);
         }
     }
     family(o, "preforkd_worker_info", "gauge",
@@ -197,7 +217,7 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
                        up > 0 ? (uint64_t)up / 1000 : 0};
     for (size_t g = 0; g < sizeof(global) / sizeof(global[0]); g++) {
         family(o, global[g].name, global[g].type, global[g].help);
-        sample(o, global[g].name, -1, vals[g]);
+        sample(o, global[g].name, -1, vals[g], 0);
     }
 }
 
