@@ -321,14 +321,28 @@ int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms)
 
 void daemon_stop(struct daemon *d)
 {
+    daemon_stop_keep_dir(d);
+    daemon_remove_dir(d);
+}
+
+void daemon_remove_dir(struct daemon *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d->dir);
+}
+
+void daemon_stop_keep_dir(struct daemon *d)
+{
     pid_t w[64];
     int n = daemon_workers(d, w, 64);
-    int st = daemon_signal_and_wait(d, SIGTERM, 10000);
+    int st = daemon_signal_and_wait(d, SIGTERM, WAIT_MS);
     if (st < 0) {
         daemon_dump_log(d);
         kill(d->pid, SIGKILL);
         waitpid(d->pid, &st, 0);
-        fail_msg("daemon did not exit within 10 s of SIGTERM");
+        fail_msg("daemon did not exit within %d ms of SIGTERM", WAIT_MS);
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         daemon_dump_log(d);
@@ -347,10 +361,6 @@ void daemon_stop(struct daemon *d)
             fail_msg("worker %d outlived its primary", (int)w[i]);
         }
     }
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d->dir);
 }
 
 int run_capture(const char *const argv[], char *out, size_t cap)

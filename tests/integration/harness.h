@@ -88,8 +88,13 @@ struct load {
 };
 void load_start(struct load *l, int port, int threads, int conns);
 void load_stop(struct load *l);
-/* SIGTERM, then asserts exit status 0 and that no worker outlived the primary. */
+/* SIGTERM, then asserts exit status 0, no sanitizer or valgrind report in the log and
+ * that no worker outlived the primary; removes the daemon's directory. */
 void daemon_stop(struct daemon *d);
+/* daemon_stop without the removal, for a test that reads the log afterwards; then
+ * daemon_remove_dir. */
+void daemon_stop_keep_dir(struct daemon *d);
+void daemon_remove_dir(struct daemon *d);
 /* Sends sig, waits up to timeout_ms for the exit; returns the wait status or -1. */
 int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms);
 void daemon_dump_log(const struct daemon *d);
