@@ -660,7 +660,8 @@ static int load_connect(int port)
     int fd = connect_quiet(port);
     if (fd < 0)
         return -1;
-    struct timeval tv = {5, 0};
+    /* A request with no answer after 10 s counts as failed (as read_responses waits). */
+    struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
 }

@@ -75,7 +75,7 @@ double proc_cpu_seconds(pid_t pid);
 
 /* A keep-alive load generator: `threads` threads, each keeping `conns` connections
  * busy with GET / one after another. A request counts as failed when it gets no
- * complete 200 answer (connect error, reset, EOF, timeout, wrong body). */
+ * complete 200 answer (connect error, reset, EOF, no answer within 10 s, wrong body). */
 struct load {
     int port;
     int threads;

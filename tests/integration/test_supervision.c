@@ -75,7 +75,7 @@ static void test_connections_queued_during_replacement_are_served(void **state)
     (void)state;
     struct daemon d;
     daemon_start(&d, NULL, 2);
-    sleep_ms(1100);
+    sleep_ms(1100); /* past min_uptime: the successors start without backoff */
     pid_t w[16];
     int n = daemon_workers(&d, w, 16);
     /* Kill every worker, then connect at once: the sockets stay open in the primary,
