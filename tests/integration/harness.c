@@ -477,7 +477,7 @@ static size_t read_within(int fd, int count, char *buf, size_t cap, bool *eof, i
 
 size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof)
 {
-    return read_within(fd, count, buf, cap, eof, 10000);
+    return read_within(fd, count, buf, cap, eof, WAIT_MS);
 }
 
 size_t http_exchange(int port, const char *request, char *buf, size_t cap)
@@ -660,8 +660,8 @@ static int load_connect(int port)
     int fd = connect_quiet(port);
     if (fd < 0)
         return -1;
-    /* A request with no answer after 10 s counts as failed (as read_responses waits). */
-    struct timeval tv = {10, 0};
+    /* A request with no answer within WAIT_MS counts as failed, as read_responses waits. */
+    struct timeval tv = {WAIT_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
 }

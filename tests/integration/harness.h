@@ -75,7 +75,7 @@ double proc_cpu_seconds(pid_t pid);
 
 /* A keep-alive load generator: `threads` threads, each keeping `conns` connections
  * busy with GET / one after another. A request counts as failed when it gets no
- * complete 200 answer (connect error, reset, EOF, no answer within 10 s, wrong body). */
+ * complete 200 answer (connect error, reset, EOF, no answer within WAIT_MS, wrong body). */
 struct load {
     int port;
     int threads;
@@ -115,7 +115,7 @@ void send_all(int fd, const char *data, size_t len);
 /* send_all of a whole C string: no hand-counted lengths. */
 void send_str(int fd, const char *s);
 /* Reads until `count` complete responses (by Content-Length; count 0: until EOF) have
- * arrived, EOF or a 10 s timeout; returns bytes read. *eof tells whether the server
+ * arrived, EOF or WAIT_MS without them; returns bytes read. *eof tells whether the server
  * closed. */
 size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof);
 /* One request on a fresh connection; returns the whole raw response. */

@@ -554,6 +554,7 @@ static void test_sd_notify_protocol(void **state)
     if (!stopping)
         fail_msg("no STOPPING=1; got:\n%s", all);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    daemon_remove_dir(&d);
 }
 
 /* Some slot's heartbeat is at least `seconds` old. */
