@@ -362,7 +362,7 @@ function markdown(report) {
   const m = report.machine;
   lines.push(`# preforkd benchmark, ${m.date}`, '');
   lines.push(`Machine: ${m.cpu_model}, ${m.usable_cpus} usable of ${m.online_cpus} CPUs, ${m.memory_gib} GiB, Linux ${m.kernel}.`);
-  lines.push(`Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`);
+  lines.push(`Versions: ${Object.rows(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`);
   lines.push(`Method: ${report.options.connections} connections, ${report.options.duration} s per run; load generator on the same machine as the servers (autocannon in the harness's process, wrk -t1).`, '');
   lines.push('| contender | route | tool | req/s | avg ms | p50 ms | p99 ms | max ms | errors | non-2xx | CPU µs/req | peak RSS/worker | spread % | vs Node cluster | vs nginx |');
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|');
@@ -378,6 +378,22 @@ function markdown(report) {
     lines.push(`| ${r.contender} | ${r.route} | ${r.tool} | ${fmt(r.rps)} | ${fmt(r.latency_ms.avg, 2)} | ${fmt(r.latency_ms.p50, 2)} | ${fmt(r.latency_ms.p99, 2)} | ${fmt(r.latency_ms.max, 1)} | ${r.errors} | ${r.non2xx} | ${fmt(r.cpu_us_per_req, 1)} | ${rss ? `${fmt(rss.peak_rss_kb_max / 1024, 1)} MB` : '–'} | ${r.spread_pct.join('/')} | ${r.contender === 'express-cluster' ? '1.00×' : ratio(r.rps, node && node.rps)} | ${ratio(r.rps, ngx && ngx.rps)} |`);
   }
   for (const f of report.failures) lines.push('', `**${f.contender} failed to start:** ${f.error}`);
+  // The timing check that used to be a unit test: /heavy loops 10× as many times as /,
+  // so its CPU per request is about 10× (a little less: the HTTP work is the same).
+  // About 1× would mean the compiler folded the loop (test_handlers guards the code).
+  const loop = [];
+  for (const c of ['preforkd', 'preforkd-1w']) {
+    for (const tool of report.options.tools) {
+      const sum = find(c, '/', tool);
+      const heavy = find(c, '/heavy', tool);
+      if (sum && heavy && sum.cpu_us_per_req && heavy.cpu_us_per_req)
+        loop.push(`| ${c} | ${tool} | ${fmt(sum.cpu_us_per_req, 1)} | ${fmt(heavy.cpu_us_per_req, 1)} | ${ratio(heavy.cpu_us_per_req, sum.cpu_us_per_req)} |`);
+    }
+  }
+  if (loop.length) {
+    lines.push('', '## Loop cost: CPU per request, /heavy against / (expect about 10×)', '', '| contender | tool | / µs/req | /heavy µs/req | ratio |', '|---|---|---:|---:|---:|');
+    lines.push(...loop);
+  }
   if (report.scaling.length) {
     lines.push('', '## Scaling: preforkd /heavy by worker count (wrk)', '', '| workers | req/s | per worker | p99 ms |', '|---:|---:|---:|---:|');
     for (const s of report.scaling) lines.push(`| ${s.workers} | ${fmt(s.rps)} | ${fmt(s.rps / s.workers)} | ${fmt(s.p99_ms, 2)} |`);

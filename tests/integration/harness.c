@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "../common/promcheck.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +173,51 @@ void daemon_start(struct daemon *d, const char *extra_yaml, int workers)
     daemon_start_opts(d, extra_yaml, workers, &none);
 }
 
+static bool env_sets(const char *const *env, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *const *e = env; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return true;
+    return false;
+}
+
+/* A datagram socket for the daemon's sd_notify messages. */
+static int notify_open(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0 && strlen(path) < sizeof(a.sun_path));
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    unlink(path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Reads the sd_notify datagrams that came (waiting up to 20 ms for one); true once
+ * READY=1 came after STATUS=N/N workers serving. */
+static bool notified_ready(int fd, int workers, char *status, size_t cap)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, 20) > 0) {
+        char msg[512];
+        ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            return false;
+        msg[n] = '\0';
+        if (strncmp(msg, "STATUS=", 7) == 0)
+            snprintf(status, cap, "%s", msg);
+        if (strstr(msg, "READY=1")) {
+            char want[64];
+            snprintf(want, sizeof(want), "STATUS=%d/%d workers serving", workers, workers);
+            if (strncmp(status, want, strlen(want)) != 0)
+                fail_msg("READY=1 after '%s', want '%s'", status, want);
+            return true;
+        }
+    }
+    return false;
+}
+
 void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
                        const struct daemon_opts *opts)
 {
@@ -186,6 +234,12 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
         d->port = ntohs(a.sin_port);
     }
     daemon_write_config(d, extra_yaml, workers);
+    /* Started means READY=1 on our own NOTIFY_SOCKET, unless the test brings one. */
+    char notify_path[128];
+    snprintf(notify_path, sizeof(notify_path), "%s/notify", d->dir);
+    bool by_notify = !opts->wait_for && opts->ready == DAEMON_READY_SERVING &&
+                     !env_sets(opts->env, "NOTIFY_SOCKET");
+    int notify_fd = by_notify ? notify_open(notify_path) : -1;
 
     d->pid = fork();
     assert_true(d->pid >= 0);
@@ -195,6 +249,8 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
         dup2(fd, STDERR_FILENO);
         /* If the test process dies, its daemon must not outlive it. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (by_notify)
+            setenv("NOTIFY_SOCKET", notify_path, 1);
         for (const char *const *e = opts->env; e && *e; e++)
             putenv((char *)*e);
         if (opts->listen_fd >= 0) {
@@ -228,23 +284,38 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
-    long long deadline = now_ms() + (getenv("PF_TEST_VALGRIND") ? 60000 : 10000);
-    char want[64];
-    snprintf(want, sizeof(want), "all %d workers serving", workers);
-    if (opts->wait_for)
-        snprintf(want, sizeof(want), "%s", opts->wait_for);
-    while (now_ms() < deadline) {
-        if (daemon_log_contains(d, want))
-            return;
+    long long deadline = now_ms() + (getenv("PF_TEST_VALGRIND") ? 4 : 1) * WAIT_MS;
+    char serving[64], status[512] = "", health[4096];
+    snprintf(serving, sizeof(serving), "\"cluster\":{\"serving\":%d,\"configured\":%d,", workers,
+             workers);
+    bool ready = false;
+    while (!ready && now_ms() < deadline) {
+        if (opts->wait_for)
+            ready = daemon_log_contains(d, opts->wait_for);
+        else if (by_notify)
+            ready = notified_ready(notify_fd, workers, status, sizeof(status));
+        else if (opts->ready == DAEMON_READY_ANSWERING)
+            ready = daemon_health(d, health, sizeof(health)) > 0;
+        else
+            ready = daemon_health(d, health, sizeof(health)) > 0 && strstr(health, serving);
         int st;
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+        if (!ready && waitpid(d->pid, &st, WNOHANG) == d->pid) {
             daemon_dump_log(d);
             fail_msg("daemon exited during start-up (status %d)", st);
         }
-        sleep_ms(10);
+        if (!ready && !by_notify)
+            sleep_ms(10);
     }
-    daemon_dump_log(d);
-    fail_msg("daemon did not report %d workers serving within 10 s", workers);
+    if (notify_fd >= 0) {
+        /* Later messages go nowhere: an unread queue would block the primary's send. */
+        close(notify_fd);
+        unlink(notify_path);
+    }
+    if (!ready) {
+        daemon_dump_log(d);
+        fail_msg("daemon not started (%d workers serving) within %d ms; last STATUS: '%s'", workers,
+                 WAIT_MS, status);
+    }
 }
 
 int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms)
@@ -264,14 +335,28 @@ int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms)
 
 void daemon_stop(struct daemon *d)
 {
+    daemon_stop_keep_dir(d);
+    daemon_remove_dir(d);
+}
+
+void daemon_remove_dir(struct daemon *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d->dir);
+}
+
+void daemon_stop_keep_dir(struct daemon *d)
+{
     pid_t w[64];
     int n = daemon_workers(d, w, 64);
-    int st = daemon_signal_and_wait(d, SIGTERM, 10000);
+    int st = daemon_signal_and_wait(d, SIGTERM, WAIT_MS);
     if (st < 0) {
         daemon_dump_log(d);
         kill(d->pid, SIGKILL);
         waitpid(d->pid, &st, 0);
-        fail_msg("daemon did not exit within 10 s of SIGTERM");
+        fail_msg("daemon did not exit within %d ms of SIGTERM", WAIT_MS);
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         daemon_dump_log(d);
@@ -290,10 +375,6 @@ void daemon_stop(struct daemon *d)
             fail_msg("worker %d outlived its primary", (int)w[i]);
         }
     }
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d->dir);
 }
 
 int run_capture(const char *const argv[], char *out, size_t cap)
@@ -318,6 +399,21 @@ int run_capture(const char *const argv[], char *out, size_t cap)
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A connection to the loopback port, or -1 (no test failure). */
+static int connect_quiet(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int tcp_connect(int port)
@@ -368,10 +464,10 @@ int count_responses(const char *buf, size_t len)
     return count;
 }
 
-size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof)
+static size_t read_within(int fd, int count, char *buf, size_t cap, bool *eof, int ms)
 {
     size_t len = 0;
-    long long deadline = now_ms() + 5000;
+    long long deadline = now_ms() + ms;
     *eof = false;
     while (len < cap - 1) {
         if (count > 0 && count_responses(buf, len) >= count)
@@ -391,6 +487,11 @@ size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof)
     }
     buf[len] = '\0';
     return len;
+}
+
+size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof)
+{
+    return read_within(fd, count, buf, cap, eof, WAIT_MS);
 }
 
 size_t http_exchange(int port, const char *request, char *buf, size_t cap)
@@ -417,6 +518,144 @@ int status_of(const char *response)
     return s;
 }
 
+/* ---- waiting on observable state ---------------------------------------------------- */
+
+bool wait_until(bool (*pred)(void *arg), void *arg, int ms)
+{
+    long long deadline = now_ms() + ms;
+    for (;;) {
+        if (pred(arg))
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+/* GET path on a fresh connection, waiting up to ms for the answer; returns its status,
+ * or -1 (no connection, no complete answer). */
+static int http_get(int port, const char *path, char *buf, size_t cap, int ms)
+{
+    int fd = connect_quiet(port);
+    if (fd < 0)
+        return -1;
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    bool eof;
+    buf[0] = '\0';
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req)) {
+        size_t n = read_within(fd, 1, buf, cap, &eof, ms);
+        if (count_responses(buf, n) < 1)
+            buf[0] = '\0';
+    }
+    close(fd);
+    return buf[0] ? status_of(buf) : -1;
+}
+
+double metric_value(int port, const char *series)
+{
+    enum { CAP = 1 << 18 };
+    char *buf = malloc(CAP);
+    assert_non_null(buf);
+    char name[128], labels[256] = "";
+    size_t nl = strcspn(series, "{");
+    snprintf(name, sizeof(name), "%.*s", (int)nl, series);
+    if (series[nl] == '{')
+        snprintf(labels, sizeof(labels), "%.*s", (int)strcspn(series + nl + 1, "}"),
+                 series + nl + 1);
+    double v = -1;
+    if (http_get(port, "/metrics", buf, CAP, 10000) == 200)
+        v = promsum(body_of(buf), name, labels);
+    free(buf);
+    return v;
+}
+
+bool daemon_wait_metric(const struct daemon *d, const char *series, double min, double max, int ms)
+{
+    long long deadline = now_ms() + ms;
+    double v;
+    for (;;) {
+        v = metric_value(d->port, series);
+        if (v >= min && v <= max)
+            return true;
+        if (now_ms() >= deadline)
+            break;
+        sleep_ms(20);
+    }
+    print_message("%s is %g after %d ms, want %g..%g\n", series, v, ms, min, max);
+    return false;
+}
+
+int daemon_health(const struct daemon *d, char *buf, size_t cap)
+{
+    /* Short: a connection queued behind a slot that is not served yet is retried. */
+    return http_get(d->port, "/health", buf, cap, 2000);
+}
+
+bool daemon_wait_health(const struct daemon *d, const char *needle, int ms)
+{
+    long long deadline = now_ms() + ms;
+    char buf[4096];
+    for (;;) {
+        if (daemon_health(d, buf, sizeof(buf)) > 0 && (!needle || strstr(body_of(buf), needle)))
+            return true;
+        if (now_ms() >= deadline)
+            break;
+        sleep_ms(20);
+    }
+    print_message("/health never said '%s' within %d ms; last: %s\n", needle ? needle : "", ms,
+                  buf);
+    return false;
+}
+
+bool daemon_wait_workers(const struct daemon *d, int count, int ms)
+{
+    long long deadline = now_ms() + ms;
+    pid_t w[256];
+    for (;;) {
+        if (daemon_workers(d, w, 256) == count)
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+pid_t daemon_wait_new_worker(const struct daemon *d, int slot, const pid_t *old, int nold, int ms)
+{
+    long long deadline = now_ms() + ms;
+    pid_t w[256];
+    for (;;) {
+        int n = daemon_workers(d, w, 256);
+        for (int i = 0; i < n; i++) {
+            bool known = false;
+            for (int k = 0; k < nold; k++)
+                known |= w[i] == old[k];
+            if (!known && worker_slot(w[i]) == slot)
+                return w[i];
+        }
+        if (now_ms() >= deadline)
+            return 0;
+        sleep_ms(5);
+    }
+}
+
+double proc_cpu_seconds(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    unsigned long ut, st;
+    char *p = ok ? strrchr(line, ')') : NULL;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* ---- load generator ------------------------------------------------------------------ */
 
 struct load_thread {
@@ -432,16 +671,11 @@ static void load_fail(struct load *l, const char *what)
 
 static int load_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        if (fd >= 0)
-            close(fd);
+    int fd = connect_quiet(port);
+    if (fd < 0)
         return -1;
-    }
-    struct timeval tv = {5, 0};
+    /* A request with no answer within WAIT_MS counts as failed, as read_responses waits. */
+    struct timeval tv = {WAIT_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
 }

@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Upper bound for waiting until the daemon reaches a state: generous, because a loaded
+ * machine (tests/loaded.sh) or valgrind slows everything down. A bound for waiting,
+ * never a measurement: no test asserts how long something took. */
+#define WAIT_MS 30000
+
 /* A real preforkd process started from the built binary PF_TEST_BINARY on a free loopback
  * port: preforkd-test, which has the PREFORKD_FAULT hooks (test_shipped: preforkd). */
 struct daemon {
@@ -19,26 +24,60 @@ struct daemon {
 
 /* Writes "listen: 127.0.0.1:PORT" plus extra_yaml as the config ("@DIR@" in it becomes
  * the daemon's temporary directory), starts the daemon and waits until `workers`
- * workers serve. */
+ * workers serve: the READY=1 datagram on a NOTIFY_SOCKET of the harness's, after a
+ * STATUS=N/N workers serving (or, when the test brings its own NOTIFY_SOCKET, /health
+ * saying "serving":N,"configured":N). Neither sends a request the counters would see. */
 void daemon_start(struct daemon *d, const char *extra_yaml, int workers);
+
+enum daemon_ready {
+    DAEMON_READY_SERVING = 0, /* every worker serves (the default) */
+    DAEMON_READY_ANSWERING,   /* some worker answers /health, with any status (a daemon
+                                 started with a slot that cannot start) */
+};
 
 struct daemon_opts {
     const char *const *env; /* "NAME=VALUE" entries added to the daemon's environment */
     int listen_fd;          /* >= 0: passed as fd 3 with LISTEN_FDS=1 and LISTEN_PID */
-    const char *wait_for;   /* log line that means started (default: all workers serving) */
+    const char *wait_for;   /* deprecated (log text is not an API): waits for this log
+                               line instead of `ready` */
+    enum daemon_ready ready;
     const char *const *args; /* more command-line arguments, NULL-terminated */
 };
 void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
                        const struct daemon_opts *opts);
 /* Rewrites the daemon's config file (same "@DIR@" rule, listen line included). */
 void daemon_write_config(struct daemon *d, const char *extra_yaml, int workers);
+/* The log, for tests whose subject is what the daemon logs (format, reopening, the
+ * reason it reports); never to learn that something has happened. */
 int daemon_log_count(const struct daemon *d, const char *needle);
 /* Waits up to ms for the log to hold `count` lines with needle. */
 bool daemon_wait_log(const struct daemon *d, const char *needle, int count, int ms);
 
+/* ---- waiting on observable state --------------------------------------------------- */
+
+/* Polls pred(arg) every 10 ms until it holds or ms have passed; returns whether it held. */
+bool wait_until(bool (*pred)(void *arg), void *arg, int ms);
+/* GET /metrics on port: the value of a series, "name" or "name{label=\"v\",...}" (the
+ * sum over every sample whose labels include those given); -1 when there is none or no
+ * answer. Each call is one /metrics request, which the counters count. */
+double metric_value(int port, const char *series);
+/* Waits until min <= metric_value(d->port, series) <= max. */
+bool daemon_wait_metric(const struct daemon *d, const char *series, double min, double max, int ms);
+/* GET /health into buf; returns the status, or -1 without a complete answer. */
+int daemon_health(const struct daemon *d, char *buf, size_t cap);
+/* Waits until /health answers with needle in its body (NULL: any answer). */
+bool daemon_wait_health(const struct daemon *d, const char *needle, int ms);
+/* Waits until the primary has exactly `count` children. */
+bool daemon_wait_workers(const struct daemon *d, int count, int ms);
+/* Waits for a worker in slot (its name preforkd-wSLOT) whose pid is none of old[];
+ * returns it, or 0. */
+pid_t daemon_wait_new_worker(const struct daemon *d, int slot, const pid_t *old, int nold, int ms);
+/* CPU time (user + system) a process has used, in seconds; -1 when it is gone. */
+double proc_cpu_seconds(pid_t pid);
+
 /* A keep-alive load generator: `threads` threads, each keeping `conns` connections
  * busy with GET / one after another. A request counts as failed when it gets no
- * complete 200 answer (connect error, reset, EOF, timeout, wrong body). */
+ * complete 200 answer (connect error, reset, EOF, no answer within WAIT_MS, wrong body). */
 struct load {
     int port;
     int threads;
@@ -51,8 +90,13 @@ struct load {
 };
 void load_start(struct load *l, int port, int threads, int conns);
 void load_stop(struct load *l);
-/* SIGTERM, then asserts exit status 0 and that no worker outlived the primary. */
+/* SIGTERM, then asserts exit status 0, no sanitizer or valgrind report in the log and
+ * that no worker outlived the primary; removes the daemon's directory. */
 void daemon_stop(struct daemon *d);
+/* daemon_stop without the removal, for a test that reads the log afterwards; then
+ * daemon_remove_dir. */
+void daemon_stop_keep_dir(struct daemon *d);
+void daemon_remove_dir(struct daemon *d);
 /* Sends sig, waits up to timeout_ms for the exit; returns the wait status or -1. */
 int daemon_signal_and_wait(struct daemon *d, int sig, int timeout_ms);
 void daemon_dump_log(const struct daemon *d);
@@ -73,7 +117,7 @@ void send_all(int fd, const char *data, size_t len);
 /* send_all of a whole C string: no hand-counted lengths. */
 void send_str(int fd, const char *s);
 /* Reads until `count` complete responses (by Content-Length; count 0: until EOF) have
- * arrived, EOF or a 5 s timeout; returns bytes read. *eof tells whether the server
+ * arrived, EOF or WAIT_MS without them; returns bytes read. *eof tells whether the server
  * closed. */
 size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof);
 /* One request on a fresh connection; returns the whole raw response. */

@@ -24,7 +24,12 @@ static char buf[1 << 16];
 static int start_two(void **state)
 {
     (void)state;
-    daemon_start(&d, "limits:\n  request_line: 1k\n  header_block: 2k\n  body: 64k\n", 2);
+    /* No timeout comes into play, however slowly a test client runs (a starved client
+     * of the partial-writes test sends the rest of a request head late). */
+    daemon_start(&d,
+                 "limits:\n  request_line: 1k\n  header_block: 2k\n  body: 64k\n"
+                 "timeouts:\n  keepalive: 1h\n  send: 1h\n  header: 1h\n  body: 1h\n",
+                 2);
     return 0;
 }
 
@@ -224,8 +229,9 @@ static void test_partial_writes_resume(void **state)
     }
     sleep_ms(300);
     int responses = 0;
-    long long deadline = now_ms() + 15000;
-    while (responses < N && now_ms() < deadline) {
+    /* Bounded by a lack of progress, not by the time the whole takes. */
+    long long stalled_at = now_ms() + WAIT_MS;
+    while (responses < N && now_ms() < stalled_at) {
         struct pollfd p = {.fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
         if (poll(&p, 1, 1000) <= 0)
             continue;
@@ -240,8 +246,10 @@ static void test_partial_writes_resume(void **state)
                 recv(fd, big + got, room < 2048 ? room : 2048, MSG_DONTWAIT); /* small reads */
             if (n == 0)
                 break;
-            if (n > 0)
+            if (n > 0) {
                 got += (size_t)n;
+                stalled_at = now_ms() + WAIT_MS;
+            }
         }
         /* Count only complete answers since the last count. */
         int more = count_responses(big + scanned, got - scanned);
@@ -315,6 +323,50 @@ static void test_bad_input_gets_4xx_and_close(void **state)
     assert_int_equal(status_of(buf), 200);
 }
 
+/* One end of a loopback TCP connection as /proc/net/tcp shows it. */
+struct tcp_end {
+    bool found;
+    unsigned long unsent, unread; /* tx_queue, rx_queue */
+    unsigned long inode;          /* 0 once no process holds the socket */
+};
+
+static struct tcp_end tcp_end_of(unsigned local_port, unsigned remote_port)
+{
+    struct tcp_end e = {0};
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    while (f && !e.found && fgets(line, sizeof(line), f)) {
+        unsigned lport, rport, st;
+        unsigned long laddr, raddr, tx, rx, ino;
+        if (sscanf(line, " %*d: %lx:%x %lx:%x %x %lx:%lx %*x:%*x %*x %*u %*u %lu", &laddr, &lport,
+                   &raddr, &rport, &st, &tx, &rx, &ino) == 8 &&
+            lport == local_port && rport == remote_port)
+            e = (struct tcp_end){true, tx, rx, ino};
+    }
+    if (f)
+        fclose(f);
+    return e;
+}
+
+static unsigned local_port_of(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+/* Our bytes have reached the server (nothing unacknowledged on our side) and the
+ * server process, still holding its socket, has read them all. */
+static bool server_read_all(void *arg)
+{
+    unsigned client = local_port_of(*(int *)arg);
+    struct tcp_end ours = tcp_end_of(client, (unsigned)d.port);
+    struct tcp_end theirs = tcp_end_of((unsigned)d.port, client);
+    return ours.found && ours.unsent == 0 && theirs.found && theirs.inode != 0 &&
+           theirs.unread == 0;
+}
+
 static void test_error_close_lingers(void **state)
 {
     (void)state;
@@ -329,7 +381,10 @@ static void test_error_close_lingers(void **state)
     assert_int_equal(status_of(buf), 400);
     assert_true(eof);
     send_str(fd, "more bytes from a client that has not noticed yet");
-    sleep_ms(100);
+    /* The server still holds the connection and reads them (the kernel's view of both
+     * ends): closing with them unread is what sends the RST. */
+    if (!wait_until(server_read_all, &fd, WAIT_MS))
+        fail_msg("the server did not read the late bytes on a connection it still holds");
     /* Had those bytes drawn a RST, this send would fail with EPIPE or ECONNRESET. */
     ssize_t n = send(fd, "x", 1, MSG_NOSIGNAL);
     if (n != 1)

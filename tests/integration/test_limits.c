@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,16 +40,19 @@ static void test_idle_keepalive_is_closed(void **state)
 {
     (void)state;
     struct daemon d;
-    daemon_start(&d, short_timeouts, 1);
+    daemon_start(&d, "timeouts:\n  keepalive: 2s\n", 1);
     int fd = tcp_connect(d.port);
-    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     bool eof;
-    read_responses(fd, 1, buf, sizeof(buf), &eof);
-    assert_int_equal(status_of(buf), 200);
-    /* 300 ms timeout, checked once a second: closed within about 1.3 s. */
-    long long t0 = now_ms();
-    assert_true(closed_within(fd, 3000));
-    assert_true(now_ms() - t0 >= 250);
+    /* Kept open after an answer: a second request on it is answered... */
+    for (int i = 0; i < 2; i++) {
+        send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        size_t n = read_responses(fd, 1, buf, sizeof(buf), &eof);
+        assert_int_equal(count_responses(buf, n), 1);
+        assert_int_equal(status_of(buf), 200);
+        assert_false(eof);
+    }
+    /* ...and closed once idle past the keep-alive timeout (checked once a second). */
+    assert_true(closed_within(fd, WAIT_MS));
     close(fd);
     daemon_stop(&d);
 }
@@ -66,14 +70,14 @@ static void test_slow_request_head_gets_408(void **state)
     assert_int_equal(status_of(buf), 408);
     assert_non_null(strstr(buf, "Connection: close\r\n"));
     close(fd);
-    /* Trickling bytes does not extend the deadline (slowloris). */
+    /* Trickling bytes does not extend the deadline (slowloris): the 408 comes while the
+     * head is still being trickled, a byte every 50 ms (it would take 15 s). */
     fd = tcp_connect(d.port);
-    long long t0 = now_ms();
-    const char *slow =
-        "GET / HTTP/1.1\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    char slow[400];
+    int len = snprintf(slow, sizeof(slow), "GET / HTTP/1.1\r\nX-A: %0300d", 0);
     size_t got = 0;
-    for (const char *p = slow; *p && got == 0; p++) {
-        send_all(fd, p, 1);
+    for (int i = 0; i < len && got == 0; i++) {
+        send_all(fd, slow + i, 1);
         sleep_ms(50);
         ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
         if (n > 0)
@@ -82,7 +86,6 @@ static void test_slow_request_head_gets_408(void **state)
     buf[got] = '\0';
     assert_true(got > 0);
     assert_int_equal(status_of(buf), 408);
-    assert_true(now_ms() - t0 < 2500);
     close(fd);
     daemon_stop(&d);
 }
@@ -92,12 +95,13 @@ static void test_slow_body_gets_408(void **state)
     (void)state;
     struct daemon d;
     daemon_start(&d, "timeouts:\n  body: 1s\n  body_min_rate: 1KiB\n", 1);
-    /* A trickle: 10 bytes every 200 ms of a 100 kB body (slow POST). */
+    /* A trickle: 10 bytes every 200 ms of a 100 kB body (slow POST), which would take
+     * half an hour; the 408 comes long before. */
     int fd = tcp_connect(d.port);
     send_str(fd, "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
     long long t0 = now_ms();
     size_t got = 0;
-    while (got == 0 && now_ms() - t0 < 5000) {
+    while (got == 0 && now_ms() - t0 < WAIT_MS) {
         if (send(fd, "0123456789", 10, MSG_NOSIGNAL) != 10)
             break;
         sleep_ms(200);
@@ -107,7 +111,6 @@ static void test_slow_body_gets_408(void **state)
     }
     buf[got] = '\0';
     assert_int_equal(status_of(buf), 408);
-    assert_true(now_ms() - t0 < 3500);
     close(fd);
     /* A steady upload at a normal rate is not cut off: 64 kB at once. */
     static char body[65536 + 128];
@@ -123,51 +126,68 @@ static void test_slow_body_gets_408(void **state)
     daemon_stop(&d);
 }
 
+/* How many of the slow connections are still waiting: nothing to read (no answer, no
+ * close) yet. */
+static int still_waiting(const int *slow, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char c;
+        k += slow[i] >= 0 && recv(slow[i], &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+             (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    return k;
+}
+
 static void test_slowloris_does_not_starve_others(void **state)
 {
     (void)state;
     struct daemon d;
-    daemon_start(&d, "timeouts:\n  header: 1s\n", 2);
+    daemon_start(&d, "timeouts:\n  header: 3s\n", 2);
     enum { SLOW = 200 };
     static int slow[SLOW];
     for (int i = 0; i < SLOW; i++) {
         slow[i] = tcp_connect(d.port);
         send_all(slow[i], "GET / HTTP/1.1\r\nHost: t\r\n", 25);
     }
-    /* While they trickle a header byte each every 100 ms, others are served at once. */
-    long long worst = 0, t_start = now_ms();
-    int served = 0;
-    while (now_ms() - t_start < 2500) {
-        for (int i = 0; i < SLOW; i++)
-            if (slow[i] >= 0 && send(slow[i], "X", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-                close(slow[i]);
-                slow[i] = -1; /* the server let go of it */
+    /* They trickle a header byte each every 100 ms until the server answers them. Others
+     * are served meanwhile: answered while every slow connection is still waiting, not
+     * once the slow ones are gone. */
+    long long worst = 0, deadline = now_ms() + WAIT_MS;
+    int served = 0, served_among_all = 0, answered = 0, open = SLOW;
+    while (open > 0 && now_ms() < deadline) {
+        for (int i = 0; i < SLOW; i++) {
+            if (slow[i] < 0)
+                continue;
+            char c;
+            if (recv(slow[i], &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+                (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                send(slow[i], "X", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                continue;
             }
+            /* Answered (or closed): it must be a 408 and the end of the stream. */
+            bool eof;
+            read_responses(slow[i], 0, buf, sizeof(buf), &eof);
+            answered += eof && status_of(buf) == 408;
+            close(slow[i]);
+            slow[i] = -1;
+            open--;
+        }
+        bool all_before = still_waiting(slow, SLOW) == SLOW;
         long long t0 = now_ms();
         http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
         long long dt = now_ms() - t0;
         assert_int_equal(status_of(buf), 200);
+        served_among_all += all_before && still_waiting(slow, SLOW) == SLOW;
         worst = dt > worst ? dt : worst;
         served++;
-        sleep_ms(100);
+        sleep_ms(100); /* the trickle's pace */
     }
-    /* Every slow connection got its 408 and was closed within the header timeout and
-     * the tick that follows it. */
-    int answered = 0;
-    for (int i = 0; i < SLOW; i++) {
-        if (slow[i] < 0) {
-            answered++;
-            continue;
-        }
-        bool eof;
-        read_responses(slow[i], 0, buf, sizeof(buf), &eof);
-        answered += eof && status_of(buf) == 408;
-        close(slow[i]);
-    }
-    print_message("%d slow connections: %d closed with 408; %d normal requests, slowest %lld ms\n",
-                  SLOW, answered, served, worst);
+    print_message("%d slow connections: %d closed with 408; %d normal requests (%d while all %d "
+                  "waited), slowest %lld ms\n",
+                  SLOW, answered, served, served_among_all, SLOW, worst);
     assert_int_equal(answered, SLOW);
-    assert_true(worst < 500);
+    assert_true(served_among_all >= 1);
     daemon_stop(&d);
 }
 
@@ -197,7 +217,9 @@ static void test_client_that_does_not_read_is_dropped(void **state)
             break;
         off += (size_t)n;
     }
-    sleep_ms(2500); /* past the 300 ms send timeout and the next tick */
+    /* The worker drops it after the 300 ms send timeout: then its only connection is
+     * the one asking /metrics. */
+    assert_true(daemon_wait_metric(&d, "preforkd_connections", 1, 1, WAIT_MS));
     /* Now read everything that is still there: the stream must end early. */
     size_t total = 0;
     ssize_t n;
@@ -214,6 +236,20 @@ static void test_client_that_does_not_read_is_dropped(void **state)
     http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
     assert_int_equal(status_of(buf), 200);
     daemon_stop(&d);
+}
+
+struct served_on {
+    int port;
+};
+
+/* A request on a new connection is answered 200. */
+static bool served_200(void *arg)
+{
+    struct served_on *s = arg;
+    http_exchange(s->port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
+    if (status_of(buf) != 200 && status_of(buf) != 503)
+        fail_msg("want 200 or 503, got '%s'", buf);
+    return status_of(buf) == 200;
 }
 
 static void test_connection_cap_answers_503(void **state)
@@ -234,26 +270,34 @@ static void test_connection_cap_answers_503(void **state)
     assert_true(eof);
     close(c);
     close(a);
-    sleep_ms(100);
-    http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
-    assert_int_equal(status_of(buf), 200);
+    /* Once the worker has seen a close, there is room again: a new client is served
+     * (503 until then; each try is closed at once, so it takes no room itself). */
+    struct served_on s = {d.port};
+    assert_true(wait_until(served_200, &s, WAIT_MS));
     close(b);
     daemon_stop(&d);
 }
 
-static double worker_cpu_seconds(pid_t pid)
+struct fds {
+    pid_t pid;
+    int want;
+};
+
+/* The process has `want` descriptors open. */
+static bool has_fds(void *arg)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    unsigned long ut, st;
-    char *p = strrchr(line, ')');
-    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
-                     2);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    struct fds *f = arg;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)f->pid);
+    DIR *dp = opendir(path);
+    if (!dp)
+        return false;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)))
+        n += e->d_name[0] != '.';
+    closedir(dp);
+    return n >= f->want;
 }
 
 static void test_out_of_descriptors_does_not_spin(void **state)
@@ -273,17 +317,22 @@ static void test_out_of_descriptors_does_not_spin(void **state)
     int fds[C];
     for (int i = 0; i < C; i++)
         fds[i] = tcp_connect(d.port); /* more than the worker can accept */
-    sleep_ms(200);
-    double cpu0 = worker_cpu_seconds(w);
+    /* The worker holds all the descriptors it may: its next accept fails. */
+    struct fds full = {w, 24};
+    assert_true(wait_until(has_fds, &full, WAIT_MS));
+    /* The operator is told (the warning is the subject here)... */
+    assert_true(daemon_wait_log(&d, "pausing accepts", 1, WAIT_MS));
+    /* ...and the worker waits without using the CPU: over 1.5 s, a spinning loop would
+     * burn as much CPU as it is given; a waiting worker wakes once a second. */
+    double cpu0 = proc_cpu_seconds(w);
     sleep_ms(1500);
-    double used = worker_cpu_seconds(w) - cpu0;
+    double used = proc_cpu_seconds(w) - cpu0;
     print_message("worker CPU over 1.5 s with accepts failing: %.2f s\n", used);
-    assert_true(used < 0.3); /* a spinning loop would burn ~1.5 s */
-    assert_true(daemon_log_contains(&d, "pausing accepts"));
+    assert_true(used < 0.3);
     assert_true(pid_alive(w)); /* not killed by it either */
     for (int i = 0; i < C; i++)
         close(fds[i]);
-    sleep_ms(1200); /* connections closed by peers, accepting resumed at the tick */
+    /* Queued until the worker accepts again (at its next tick, descriptors free). */
     http_exchange(d.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
     assert_int_equal(status_of(buf), 200);
     daemon_stop(&d);
@@ -309,9 +358,10 @@ static void test_allocation_failure_costs_only_the_connection(void **state)
     }
     pid_t after;
     assert_int_equal(daemon_workers(&d, &after, 1), 1);
-    assert_int_equal(after, before); /* the worker itself lives on */
-    assert_false(daemon_log_contains(&d, "respawning"));
-    assert_int_equal(daemon_log_count(&d, "no memory for a connection"), 1); /* rate-limited */
+    assert_int_equal(after, before); /* the worker itself lives on, never replaced */
+    assert_true(pid_alive(before));
+    /* The warning is the subject here: once, rate-limited, for 50 failures. */
+    assert_int_equal(daemon_log_count(&d, "no memory for a connection"), 1);
     daemon_stop(&d);
 }
 

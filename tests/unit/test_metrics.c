@@ -96,6 +96,28 @@ static void test_draining_slot_beyond_the_count_still_shows(void **state)
     free(t);
 }
 
+static void test_heartbeat_age(void **state)
+{
+    (void)state;
+    /* Slot 0: a serving worker that beat at 9.9 s and an old one draining, stuck since
+     * 7.655 s; the oldest beat is the slot's age. Slot 1: a worker that just beat. */
+    int w0 = pf_scoreboard_claim(b, 11, 0, 2, 1000);
+    int old = pf_scoreboard_claim(b, 10, 0, 1, 500);
+    int w1 = pf_scoreboard_claim(b, 12, 1, 2, 1000);
+    pf_scoreboard_heartbeat(&b->rows[w0], 9900, 0);
+    pf_scoreboard_heartbeat(&b->rows[old], 7655, 0);
+    pf_scoreboard_heartbeat(&b->rows[w1], 10000, 0);
+    char *t = render(10000);
+    assert_non_null(strstr(t, "preforkd_worker_heartbeat_age_seconds{worker=\"0\"} 2.345\n"));
+    assert_non_null(strstr(t, "preforkd_worker_heartbeat_age_seconds{worker=\"1\"} 0.000\n"));
+    free(t);
+    /* The stuck one gone, the slot's age is its live worker's. */
+    pf_scoreboard_release(b, old);
+    t = render(10000);
+    assert_true(promsum(t, "preforkd_worker_heartbeat_age_seconds", "worker=\"0\"") == 0.1);
+    free(t);
+}
+
 static void test_checker_rejects_bad_text(void **state)
 {
     (void)state;
@@ -124,6 +146,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counters_survive_a_worker_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_draining_slot_beyond_the_count_still_shows, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_age, setup, teardown),
         cmocka_unit_test(test_checker_rejects_bad_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
