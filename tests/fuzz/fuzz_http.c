@@ -29,8 +29,8 @@ static void feed(const char *p, size_t n, size_t cut)
                     __builtin_trap();
                 return;
             }
-            if (r == PF_HTTP_REQUEST && h.req.path_len > PF_HTTP_PATH_MAX)
-                __builtin_trap();
+            if (r == PF_HTTP_REQUEST && h.req.path_len + h.req.query_len > h.req.target_len + 1)
+                __builtin_trap(); /* the views lie within the target */
             if (r == PF_HTTP_CONTINUE && used == 0)
                 __builtin_trap(); /* the end of a head takes at least its last byte */
             if (r == PF_HTTP_NEED_MORE)
