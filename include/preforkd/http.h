@@ -34,7 +34,11 @@ struct pf_request {
     const char *query; /* after '?', as sent */
     uint32_t query_len;
     uint32_t nfields; /* header fields kept (when the route asked for them) */
-    const void *route; /* what the route callback decided */
+    /* What the route callback decided: a route, its status (200, 404, 405) and the
+     * methods to advertise. */
+    const void *route;
+    uint16_t route_status;
+    unsigned route_allow;
 };
 
 /* Called once the request-target is complete (the method is known too): routes the

@@ -7,6 +7,7 @@
 #include "preforkd/config.h"
 #include "preforkd/http.h"
 #include "preforkd/module.h"
+#include "preforkd/route.h"
 
 /* The worker's route table: one entry per configured route (or the seed's three), plus
  * the metrics route. Every entry runs a handler of the one module-API signature, a
@@ -24,10 +25,6 @@ struct pf_route {
     const struct pf_route_config *cfg;
 };
 
-/* The counters' route dimension: the routes, then metrics, then everything else. */
-#define PF_STAT_METRICS PF_MAX_ROUTES
-#define PF_STAT_OTHER   (PF_MAX_ROUTES + 1)
-#define PF_STAT_ROUTES  (PF_MAX_ROUTES + 2)
 
 struct pf_router {
     struct pf_route routes[PF_MAX_ROUTES + 1];

@@ -14,6 +14,9 @@
  * once would race with requests already on the wire. */
 #define PF_DRAIN_IDLE_MS 1000
 
+/* A worker's exit status when a module did not load or init (EX_CONFIG). */
+#define PF_WORKER_EXIT_MODULE 78
+
 /* Runs a worker until it is told to stop or its primary goes away; returns the exit
  * status. ls is its generation's socket set: it accepts on its slot's sockets, and on
  * another slot's while the primary asks it to cover for that slot (reuseport, slot
