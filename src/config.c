@@ -491,8 +491,10 @@ static int set_route(struct loader *ld, yaml_node_t *map, struct pf_route_config
     if (!valid_route_path(r->path))
         return fail_at(ld, path_node,
                        "'routes.path' must start with / and hold no spaces, controls, ? # or \\");
+    /* A path ending in '/' is a prefix; "/" alone is the exact root, except for a static
+     * route, where it serves the whole tree. */
     size_t len = strlen(r->path);
-    r->prefix = len > 1 && r->path[len - 1] == '/';
+    r->prefix = r->path[len - 1] == '/' && (len > 1 || r->kind == PF_HANDLER_STATIC);
     if (r->kind == PF_HANDLER_STATIC) {
         if (!root_node)
             return fail_at(ld, map, "a static route needs a 'root' directory");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "preforkd/log.h"
 #include "preforkd/metrics.h"
@@ -520,6 +521,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
     answer->body_bytes = bodyless ? 0 : len;
     if (bodyless) {
         free(resp.ext);
+        if (resp.file_fd >= 0)
+            close(resp.file_fd);
         return;
     }
     if (resp.ext) {

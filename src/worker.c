@@ -21,7 +21,9 @@
 #include "preforkd/cpu.h"
 #include "preforkd/handlers.h"
 #include "preforkd/ipc.h"
+#include "preforkd/mime.h"
 #include "preforkd/modules.h"
+#include "preforkd/static_route.h"
 #include "preforkd/privdrop.h"
 #include "preforkd/procfs.h"
 #include "preforkd/log.h"
@@ -60,6 +62,9 @@ struct worker {
     struct pf_handler_ctx ctx;
     struct pf_router router;
     struct pf_modules modules;
+    struct pf_mime mime;
+    bool mime_loaded;
+    struct pf_static_route statics[PF_MAX_ROUTES];
     struct pf_conn_env env;
     struct pf_scoreboard_row *row; /* this worker's row in the scoreboard */
     bool reopen_log;
@@ -354,6 +359,41 @@ static void tick(struct worker *w)
     }
 }
 
+/* Opens every static route's root, with the media types loaded once for all of them. */
+static int worker_static_routes(struct worker *w, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < w->router.n; i++) {
+        struct pf_route *rt = &w->router.routes[i];
+        if (rt->kind != PF_HANDLER_STATIC)
+            continue;
+        if (!w->mime_loaded) {
+            int mrc = pf_mime_load(&w->mime, NULL);
+            if (mrc < 0)
+                pf_log_info("no %s (%s): the built-in media types serve", PF_MIME_TYPES_PATH,
+                            strerror(-mrc));
+            w->mime_loaded = true;
+        }
+        struct pf_static_route *s = &w->statics[rt->stat];
+        int rc = pf_static_route_open(s, rt->cfg, &w->mime, err, errlen);
+        if (rc < 0)
+            return rc;
+        rt->fn = pf_static_route_handle;
+        rt->state = s;
+    }
+    return 0;
+}
+
+static void worker_free_routes(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->router.n; i++)
+        if (w->router.routes[i].kind == PF_HANDLER_STATIC &&
+            w->router.routes[i].state == &w->statics[w->router.routes[i].stat])
+            pf_static_route_close(&w->statics[w->router.routes[i].stat]);
+    if (w->mime_loaded)
+        pf_mime_free(&w->mime);
+    w->mime_loaded = false;
+}
+
 static void refresh_clock(struct worker *w)
 {
     struct timespec wall;
@@ -468,6 +508,12 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
      * instruction. A module that does not load or init ends this worker before it
      * serves; in a reload, that abandons the new generation. */
     char merr[1024];
+    if (worker_static_routes(&w, merr, sizeof(merr)) < 0) {
+        pf_log_error("%s", merr);
+        worker_free_routes(&w);
+        pf_handler_ctx_free(&w.ctx);
+        return PF_WORKER_EXIT_MODULE;
+    }
     if (pf_modules_load(&w.modules, cfg, &w.router, merr, sizeof(merr)) < 0) {
         pf_log_error("%s", merr);
         pf_handler_ctx_free(&w.ctx);
@@ -478,6 +524,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
             pf_log_error("route %s: handler '%s' is not available in this build",
                          w.router.routes[i].path, pf_config_handler_name(w.router.routes[i].kind));
             pf_modules_unload(&w.modules);
+            worker_free_routes(&w);
             pf_handler_ctx_free(&w.ctx);
             return PF_WORKER_EXIT_MODULE;
         }
@@ -567,6 +614,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     }
     free(w.batches);
     pf_modules_unload(&w.modules);
+    worker_free_routes(&w);
     pf_handler_ctx_free(&w.ctx);
     free(w.cover_src);
     free(w.covering);
