@@ -13,7 +13,7 @@
 #define TESTMOD_VERSION 0
 #endif
 
-static int init(const struct pf_module_config *config, void **state, char *err, size_t errlen)
+__attribute__((unused)) static int init(const struct pf_module_config *config, void **state, char *err, size_t errlen)
 {
     (void)state;
 #ifdef TESTMOD_INIT_FAILS
@@ -109,7 +109,7 @@ static int teapot(void *state, const struct pf_req *req, struct pf_resp *resp)
     return pf_resp_write(resp, "short and stout\n", 16);
 }
 
-static const struct pf_handler handlers[] = {{"version", version}, {"echo", echo},
+__attribute__((unused)) static const struct pf_handler handlers[] = {{"version", version}, {"echo", echo},
                                              {"crash", crash},     {"inject", inject},
                                              {"teapot", teapot},   {NULL, NULL}};
 
