@@ -244,16 +244,15 @@ static const struct {
 
 /* The built-in handlers a route may name, by the name it uses. */
 static const char *const handler_names[PF_HANDLER_KINDS] = {
-    [PF_HANDLER_SUM] = "sum",       [PF_HANDLER_HEALTH] = "health",
-    [PF_HANDLER_HEAVY] = "heavy",   [PF_HANDLER_METRICS] = "metrics",
-    [PF_HANDLER_STATIC] = "static", [PF_HANDLER_COUNT] = "count",
+    [PF_HANDLER_SUM] = "sum",         [PF_HANDLER_HEALTH] = "health", [PF_HANDLER_HEAVY] = "heavy",
+    [PF_HANDLER_METRICS] = "metrics", [PF_HANDLER_STATIC] = "static", [PF_HANDLER_COUNT] = "count",
     [PF_HANDLER_MODULE] = NULL,
 };
 
 const char *pf_config_handler_name(enum pf_handler_kind kind)
 {
     return (unsigned)kind < PF_HANDLER_KINDS && handler_names[kind] ? handler_names[kind]
-                                                                     : "module";
+                                                                    : "module";
 }
 
 void pf_config_default_routes(struct pf_config *cfg)
@@ -379,9 +378,9 @@ static int copy_scalar(struct loader *ld, yaml_node_t *v, const char *what, char
 }
 
 static const char *const method_names[PF_METHOD_COUNT] = {
-    [PF_METHOD_GET] = "GET",       [PF_METHOD_HEAD] = "HEAD",     [PF_METHOD_OPTIONS] = "OPTIONS",
-    [PF_METHOD_POST] = "POST",     [PF_METHOD_PUT] = "PUT",       [PF_METHOD_DELETE] = "DELETE",
-    [PF_METHOD_PATCH] = "PATCH",   [PF_METHOD_OTHER] = NULL,
+    [PF_METHOD_GET] = "GET",     [PF_METHOD_HEAD] = "HEAD", [PF_METHOD_OPTIONS] = "OPTIONS",
+    [PF_METHOD_POST] = "POST",   [PF_METHOD_PUT] = "PUT",   [PF_METHOD_DELETE] = "DELETE",
+    [PF_METHOD_PATCH] = "PATCH", [PF_METHOD_OTHER] = NULL,
 };
 
 static int set_methods(struct loader *ld, yaml_node_t *v, unsigned *out)
@@ -477,8 +476,9 @@ static int set_route(struct loader *ld, yaml_node_t *map, struct pf_route_config
             if (!rc && !pf_config_valid_counter_name(r->counter))
                 return fail_at(ld, vn, "'routes.counter' must be 1 to 63 of [a-zA-Z0-9_.-]");
         } else {
-            return fail_at(ld, kn, "unknown key 'routes.%s' (path, handler, methods, root, index, "
-                                   "counter)",
+            return fail_at(ld, kn,
+                           "unknown key 'routes.%s' (path, handler, methods, root, index, "
+                           "counter)",
                            key);
         }
         if (rc)
@@ -547,8 +547,9 @@ static int flatten(struct loader *ld, yaml_node_t *v, char *key, size_t klen)
         struct pf_kv *kv = &cfg->module_kv[cfg->nkv];
         const char *s = (const char *)v->data.scalar.value;
         if (klen >= sizeof(kv->key) || strlen(s) >= sizeof(kv->value))
-            return fail_at(ld, v, "module configuration key or value too long (%zu and %zu bytes "
-                                  "at most)",
+            return fail_at(ld, v,
+                           "module configuration key or value too long (%zu and %zu bytes "
+                           "at most)",
                            sizeof(kv->key) - 1, sizeof(kv->value) - 1);
         memcpy(kv->key, key, klen);
         kv->key[klen] = '\0';

@@ -100,9 +100,9 @@ void pf_resp_status(struct pf_resp *resp, unsigned status)
 /* The fields the daemon writes itself: a handler setting one could contradict the
  * framing (RFC 9112 6: Content-Length and Transfer-Encoding decide where the message
  * ends; Connection and friends are hop-by-hop). */
-static const char *const owned_fields[] = {"content-length", "transfer-encoding", "connection",
-                                           "date",           "server",            "keep-alive",
-                                           "upgrade",        "trailer",           "te"};
+static const char *const owned_fields[] = {
+    "content-length", "transfer-encoding", "connection", "date", "server",
+    "keep-alive",     "upgrade",           "trailer",    "te"};
 
 static bool is_tchar(unsigned char c)
 {
@@ -124,7 +124,8 @@ int pf_resp_header(struct pf_resp *resp, const char *name, const char *value)
         ok = strcasecmp(name, owned_fields[i]) != 0;
     if (!ok || resp->fields_len + 4 + nl + vl > sizeof(resp->fields)) {
         pf_log_error("handler refused: header field '%.64s' %s", name,
-                     ok ? "does not fit" : "is not allowed (name, value or a field the daemon owns)");
+                     ok ? "does not fit"
+                        : "is not allowed (name, value or a field the daemon owns)");
         resp->failed = true;
         return -EINVAL;
     }
@@ -492,8 +493,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
             free(resp.ext);
             if (resp.file_fd >= 0)
                 resp.file_fd = -1; /* owned by the handler's state */
-            resp = (struct pf_resp){.ctx = ctx, .status = 500, .block = PF_BLOCK_JSON,
-                                    .file_fd = -1};
+            resp =
+                (struct pf_resp){.ctx = ctx, .status = 500, .block = PF_BLOCK_JSON, .file_fd = -1};
             pf_buf_init(&resp.body, ctx->body, ctx->body_cap);
             pf_buf_put_lit(&resp.body, "{\"error\":\"Internal Server Error\",\"status\":500}");
         }
@@ -541,8 +542,7 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
             memcpy(answer->ext, resp.body.data, resp.body.len);
             answer->ext_len = resp.body.len;
         } else {
-            pf_log_error("no memory for a %zu-byte answer; closing the connection",
-                         resp.body.len);
+            pf_log_error("no memory for a %zu-byte answer; closing the connection", resp.body.len);
             out->full = true;
         }
     }

@@ -29,8 +29,8 @@ const char *pf_config_get(const struct pf_module_config *config, const char *key
 static int fail_entry(char *err, size_t errlen, const struct pf_config *cfg, uint32_t line,
                       uint32_t column, const char *fmt, const char *a, const char *b)
 {
-    int n = snprintf(err, errlen, "%s:%u:%u: ", cfg->file[0] ? cfg->file : "(configuration)",
-                     line, column);
+    int n = snprintf(err, errlen, "%s:%u:%u: ", cfg->file[0] ? cfg->file : "(configuration)", line,
+                     column);
     if (n >= 0 && (size_t)n < errlen)
         snprintf(err + n, errlen - (size_t)n, fmt, a, b);
     return -EINVAL;
@@ -56,8 +56,8 @@ int pf_modules_load(struct pf_modules *mods, const struct pf_config *cfg, struct
         m->desc = dlsym(m->dl, "preforkd_module");
         if (!m->desc) {
             fail_entry(err, errlen, cfg, e->line, e->column,
-                       "module '%s': %s exports no preforkd_module descriptor (PF_MODULE)",
-                       e->name, e->path);
+                       "module '%s': %s exports no preforkd_module descriptor (PF_MODULE)", e->name,
+                       e->path);
             goto fail;
         }
         if (m->desc->api_version != PF_MODULE_API_VERSION) {
@@ -92,8 +92,8 @@ int pf_modules_load(struct pf_modules *mods, const struct pf_config *cfg, struct
             h++;
         if (!h || !h->name || !h->fn) {
             snprintf(err, errlen, "%s:%u:%u: route %s: module '%s' has no handler '%s'",
-                     cfg->file[0] ? cfg->file : "(configuration)", rc->line, rc->column,
-                     rc->path, cfg->modules[rc->module].name, rc->handler);
+                     cfg->file[0] ? cfg->file : "(configuration)", rc->line, rc->column, rc->path,
+                     cfg->modules[rc->module].name, rc->handler);
             goto fail;
         }
         rt->fn = h->fn;

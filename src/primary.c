@@ -52,6 +52,7 @@ struct primary {
     /* `preforkd reload` commands waiting for the outcome of the reload in progress. */
     pid_t waiters[MAX_WAITERS];
     size_t nwaiters;
+    uint32_t done_pending; /* a promoted generation whose waiters are not answered yet */
     char last_status[200];
 #ifdef PF_FAULT_INJECTION
     bool fault_poll, fault_armed;
@@ -151,6 +152,22 @@ static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t
     answer_waiters(p, o, detail);
     /* systemd was told RELOADING=1; READY=1 ends that state whatever the outcome. */
     notify(p, "READY=1");
+}
+
+/* Answers the waiters of a promoted reload once every older worker has let go of the
+ * listening sockets (its scoreboard row says draining) or exited. */
+static void answer_when_old_let_go(struct primary *p)
+{
+    if (!p->done_pending)
+        return;
+    for (size_t i = 0; i < p->table.nprocs; i++) {
+        const struct pf_proc *w = &p->table.procs[i];
+        if (w->pid && w->gen != p->done_pending &&
+            atomic_load(&p->scoreboard->rows[w->row].state) != PF_WSTATE_DRAINING)
+            return;
+    }
+    answer_waiters(p, PF_CONTROL_DONE, p->done_pending);
+    p->done_pending = 0;
 }
 
 /* ---- performing the table's actions ---------------------------------------------------- */
@@ -322,7 +339,10 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
                     "draining",
                     a->gen, (unsigned long long)a->value, draining, draining == 1 ? "" : "s");
         notify(p, "READY=1");
-        answer_waiters(p, PF_CONTROL_DONE, a->gen);
+        /* `preforkd reload` hears of it once the old workers no longer take connections
+         * (see answer_when_old_let_go): only then does every new request meet the new
+         * configuration. */
+        p->done_pending = a->gen;
         break;
     }
     case PF_ACT_ABANDONED:
@@ -532,6 +552,11 @@ static void read_signals(struct primary *p)
             break;
         case SIGHUP: {
             bool asked = si.ssi_code == SI_QUEUE && si.ssi_int == PF_CONTROL_ASK;
+            if (p->done_pending) {
+                /* The previous reload is complete; its waiters need not wait for this. */
+                answer_waiters(p, PF_CONTROL_DONE, p->done_pending);
+                p->done_pending = 0;
+            }
             if (asked && p->nwaiters < MAX_WAITERS)
                 p->waiters[p->nwaiters++] = (pid_t)si.ssi_pid;
             if (p->table.stopping) {
@@ -649,7 +674,10 @@ static int supervise(struct primary *p)
         } while (n == ACTIONS);
         if (p->table.stopping && !pf_proctable_count(&p->table, 0, true))
             break;
+        answer_when_old_let_go(p);
         int64_t timeout = 1000 - (now - p->last_tick_ms);
+        if (p->done_pending && timeout > 10)
+            timeout = 10; /* nothing wakes the primary when a worker starts draining */
         int64_t next = pf_proctable_next_ms(&p->table, now);
         if (next < timeout)
             timeout = next;

@@ -124,8 +124,8 @@ bool pf_response_bodyless(uint16_t status)
     return status < 200 || status == 204 || status == 304;
 }
 
-static const char *const method_names[] = {"GET",  "HEAD",   "OPTIONS", "POST",
-                                           "PUT",  "DELETE", "PATCH"};
+static const char *const method_names[] = {"GET", "HEAD",   "OPTIONS", "POST",
+                                           "PUT", "DELETE", "PATCH"};
 
 /* The status line of any status: one from the table, else one with an empty reason
  * (RFC 9112 4: the reason-phrase may be empty). */
@@ -144,8 +144,8 @@ static void status_line(struct pf_buf *out, uint16_t status)
 }
 
 void pf_response_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                      enum pf_header_block block, uint64_t body_len, unsigned flags,
-                      unsigned allow, const char *fields, size_t fields_len)
+                      enum pf_header_block block, uint64_t body_len, unsigned flags, unsigned allow,
+                      const char *fields, size_t fields_len)
 {
     assert(block < PF_BLOCK_COUNT);
     status_line(out, status);

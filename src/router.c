@@ -16,12 +16,11 @@ void pf_router_init(struct pf_router *r, const struct pf_config *cfg)
                                               .cfg = rc};
     }
     if (cfg->metrics_enabled)
-        r->routes[r->n++] =
-            (struct pf_route){.path = cfg->metrics_path,
-                              .len = (uint32_t)strlen(cfg->metrics_path),
-                              .methods = 1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD,
-                              .kind = PF_HANDLER_METRICS,
-                              .stat = PF_STAT_METRICS};
+        r->routes[r->n++] = (struct pf_route){.path = cfg->metrics_path,
+                                              .len = (uint32_t)strlen(cfg->metrics_path),
+                                              .methods = 1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD,
+                                              .kind = PF_HANDLER_METRICS,
+                                              .stat = PF_STAT_METRICS};
 }
 
 const char *pf_router_stat_label(const struct pf_config *cfg, uint32_t stat)

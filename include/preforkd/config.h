@@ -9,8 +9,8 @@
 #include "preforkd/log.h"
 #include "preforkd/paths.h" /* PF_DEFAULT_CONFIG */
 
-#define PF_MAX_LISTEN  16
-#define PF_MAX_WORKERS 1024
+#define PF_MAX_LISTEN    16
+#define PF_MAX_WORKERS   1024
 #define PF_MAX_ROUTES    64
 #define PF_MAX_MODULES   16
 #define PF_MAX_MODULE_KV 256
@@ -48,14 +48,14 @@ enum pf_handler_kind {
 /* One entry of `routes:`. */
 struct pf_route_config {
     char path[256];
-    bool prefix;       /* a path ending in '/' (other than "/" itself) */
-    unsigned methods;  /* 1 << enum pf_method; default GET and HEAD */
+    bool prefix;      /* a path ending in '/' (other than "/" itself) */
+    unsigned methods; /* 1 << enum pf_method; default GET and HEAD */
     enum pf_handler_kind kind;
-    uint32_t module;   /* PF_HANDLER_MODULE: index into modules[] */
-    char handler[64];  /* PF_HANDLER_MODULE: the handler's name in the module */
-    char root[256];    /* static: the directory served */
-    char index[64];    /* static: the file a directory answers with ("" none) */
-    char counter[64];  /* count: the shared counter's name (default "count") */
+    uint32_t module;       /* PF_HANDLER_MODULE: index into modules[] */
+    char handler[64];      /* PF_HANDLER_MODULE: the handler's name in the module */
+    char root[256];        /* static: the directory served */
+    char index[64];        /* static: the file a directory answers with ("" none) */
+    char counter[64];      /* count: the shared counter's name (default "count") */
     uint32_t line, column; /* in the file: errors found when a module loads name it */
 };
 

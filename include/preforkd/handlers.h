@@ -40,9 +40,9 @@ struct pf_handler_ctx {
     const struct pf_router *router;
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);
-    char *body;   /* the response body buffer, grown up to PF_BODY_MAX */
+    char *body; /* the response body buffer, grown up to PF_BODY_MAX */
     size_t body_cap;
-    char *path;   /* a request's decoded path, when a handler asks for it */
+    char *path; /* a request's decoded path, when a handler asks for it */
     size_t path_cap;
 };
 
@@ -65,7 +65,7 @@ struct pf_resp {
     char fields[PF_RESP_FIELDS_MAX]; /* "\r\nName: value" each */
     size_t fields_len;
     struct pf_buf body;
-    bool failed; /* a refused header or a body past PF_BODY_MAX: the answer is a 500 */
+    bool failed;    /* a refused header or a body past PF_BODY_MAX: the answer is a 500 */
     unsigned allow; /* methods for an Allow field (405, OPTIONS) */
     char *ext;      /* a body built elsewhere (malloc'd; /metrics), instead of body */
     size_t ext_len;

@@ -84,7 +84,7 @@ struct pf_http {
     char *body;
     uint64_t body_len, body_cap;
     unsigned keep; /* PF_HTTP_KEEP_* for the request being read */
-    bool in_field;  /* the last header callback was a value: the next name is a new field */
+    bool in_field; /* the last header callback was a value: the next name is a new field */
     uint32_t path_off, query_off;
     pf_http_route_fn route;
     void *route_ctx;

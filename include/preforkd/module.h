@@ -52,7 +52,8 @@ int pf_req_query_param(const struct pf_req *req, const char *name, char *out, si
 /* The first header field called name (case-insensitive); false when absent. */
 bool pf_req_header(const struct pf_req *req, const char *name, struct pf_str *value);
 size_t pf_req_header_count(const struct pf_req *req);
-void pf_req_header_at(const struct pf_req *req, size_t i, struct pf_str *name, struct pf_str *value);
+void pf_req_header_at(const struct pf_req *req, size_t i, struct pf_str *name,
+                      struct pf_str *value);
 /* The complete body (up to limits.body; chunked bodies are de-chunked). */
 struct pf_str pf_req_body(const struct pf_req *req);
 /* The client's address (the PROXY protocol's, where a listener uses it). */
@@ -113,7 +114,7 @@ struct pf_module {
 };
 
 #define PF_MODULE(...)                                                                             \
-    __attribute__((visibility("default"))) const struct pf_module preforkd_module = {            \
-        .api_version = PF_MODULE_API_VERSION, __VA_ARGS__}
+    __attribute__((visibility("default")))                                                         \
+    const struct pf_module preforkd_module = {.api_version = PF_MODULE_API_VERSION, __VA_ARGS__}
 
 #endif

@@ -51,8 +51,8 @@ bool pf_response_bodyless(uint16_t status);
  * fields ("\r\nName: value" each), Allow (methods as 1 << enum pf_method) and
  * Connection; then the blank line. */
 void pf_response_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
-                      enum pf_header_block block, uint64_t body_len, unsigned flags,
-                      unsigned allow, const char *fields, size_t fields_len);
+                      enum pf_header_block block, uint64_t body_len, unsigned flags, unsigned allow,
+                      const char *fields, size_t fields_len);
 /* The interim answer to Expect: 100-continue. */
 void pf_response_write_continue(struct pf_buf *out);
 /* Status line and headers only, for a body sent from elsewhere. */

@@ -20,11 +20,10 @@ struct pf_route {
     enum pf_handler_kind kind;
     pf_handler_fn fn;
     void *state;
-    unsigned keep;  /* PF_HTTP_KEEP_*: what its handler reads of a request */
-    uint32_t stat;  /* its row in the request counters */
+    unsigned keep; /* PF_HTTP_KEEP_*: what its handler reads of a request */
+    uint32_t stat; /* its row in the request counters */
     const struct pf_route_config *cfg;
 };
-
 
 struct pf_router {
     struct pf_route routes[PF_MAX_ROUTES + 1];

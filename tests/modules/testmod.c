@@ -13,7 +13,8 @@
 #define TESTMOD_VERSION 0
 #endif
 
-__attribute__((unused)) static int init(const struct pf_module_config *config, void **state, char *err, size_t errlen)
+__attribute__((unused)) static int init(const struct pf_module_config *config, void **state,
+                                        char *err, size_t errlen)
 {
     (void)state;
 #ifdef TESTMOD_INIT_FAILS
@@ -109,9 +110,9 @@ static int teapot(void *state, const struct pf_req *req, struct pf_resp *resp)
     return pf_resp_write(resp, "short and stout\n", 16);
 }
 
-__attribute__((unused)) static const struct pf_handler handlers[] = {{"version", version}, {"echo", echo},
-                                             {"crash", crash},     {"inject", inject},
-                                             {"teapot", teapot},   {NULL, NULL}};
+__attribute__((unused)) static const struct pf_handler handlers[] = {
+    {"version", version}, {"echo", echo},     {"crash", crash},
+    {"inject", inject},   {"teapot", teapot}, {NULL, NULL}};
 
 #ifndef TESTMOD_NO_DESC
 #ifdef TESTMOD_BAD_API
