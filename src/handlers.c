@@ -484,7 +484,13 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
     *answer = (struct pf_answer){.stat = route ? route->stat : PF_STAT_OTHER, .file_fd = -1};
     if (route) {
         struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
+        /* Which route a worker that dies now was in: the primary reads it to say so. */
+        bool module = route->kind == PF_HANDLER_MODULE && ctx->row;
+        if (module)
+            atomic_store_explicit(&ctx->row->in_route, route->stat + 1, memory_order_relaxed);
         int rc = route->fn(route->state, &req, &resp);
+        if (module)
+            atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
         if (rc != 0 && resp.status == 200)
             resp.status = 500;
         if (resp.failed) {

@@ -464,6 +464,14 @@ static void reap(struct primary *p)
                      strsignal(WTERMSIG(status)));
         else
             snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+        /* A module handler it died in is named, so the log points at the code. */
+        uint32_t in_route = atomic_load(&p->scoreboard->rows[w->row].in_route);
+        const struct pf_generation *wg = pf_generations_find(&p->gens, w->gen);
+        if (in_route && wg && in_route - 1 < wg->cfg->nroutes) {
+            const struct pf_route_config *rc = &wg->cfg->routes[in_route - 1];
+            pf_log_error("worker slot %u pid %d %s in route %s (handler %s.%s)", w->slot,
+                         (int)pid, how, rc->path, wg->cfg->modules[rc->module].name, rc->handler);
+        }
         if (w->ipc_fd >= 0)
             close(w->ipc_fd);
         /* Its counters live on in the slot's, so /metrics never goes backwards. */
