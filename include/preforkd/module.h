@@ -80,7 +80,7 @@ int pf_resp_u64(struct pf_resp *resp, uint64_t value);
 /* ---- shared counters --------------------------------------------------------------- */
 
 /* Named 64-bit counters in memory shared by every worker (and kept across worker
- * crashes and reloads), exported in /metrics as preforkd_counter{name="NAME"}. Look a
+ * crashes and reloads), exported in /metrics as preforkd_counter_total{name="NAME"}. Look a
  * counter up once, in init; names are [a-zA-Z0-9_.-], at most 63 bytes. */
 struct pf_counter;
 struct pf_counter *pf_counter(const char *name); /* NULL: bad name or no room left */
