@@ -415,14 +415,27 @@ static int h_metrics(void *state, const struct pf_req *req, struct pf_resp *resp
 {
     (void)state;
     struct pf_handler_ctx *ctx = req->ctx;
-    if (ctx->scoreboard && pf_metrics_render(ctx->scoreboard, ctx->cfg, ctx->now_ms, &resp->ext,
-                                             &resp->ext_len) == 0) {
+    if (ctx->scoreboard && pf_metrics_render(ctx->scoreboard, ctx->cfg, ctx->counters, ctx->now_ms,
+                                             &resp->ext, &resp->ext_len) == 0) {
         resp->block = PF_BLOCK_PROMETHEUS;
         return 0;
     }
     resp->status = 500;
     resp->block = PF_BLOCK_JSON_NO_STORE;
     pf_buf_put_lit(&resp->body, "{\"error\":\"metrics unavailable\"}");
+    return 0;
+}
+
+/* The seed's counter, correct across workers: one shared counter (the route's `counter:`,
+ * looked up when the worker starts) plus one per request. */
+static int h_count(void *state, const struct pf_req *req, struct pf_resp *resp)
+{
+    (void)req;
+    struct pf_counter *c = state;
+    pf_buf_put_lit(&resp->body, "{\"count\":");
+    pf_buf_put_u64(&resp->body, pf_counter_add(c, 1));
+    pf_buf_put_lit(&resp->body, "}");
+    resp->block = PF_BLOCK_JSON_NO_STORE;
     return 0;
 }
 
@@ -435,7 +448,7 @@ static const struct {
     [PF_HANDLER_HEAVY] = {h_heavy, 0},
     [PF_HANDLER_METRICS] = {h_metrics, 0},
     [PF_HANDLER_STATIC] = {NULL, PF_HTTP_KEEP_FIELDS},
-    [PF_HANDLER_COUNT] = {NULL, 0},
+    [PF_HANDLER_COUNT] = {h_count, 0},
     [PF_HANDLER_MODULE] = {NULL, PF_HTTP_KEEP_FIELDS | PF_HTTP_KEEP_BODY},
 };
 

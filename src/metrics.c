@@ -277,8 +277,9 @@ static void render(const struct pf_scoreboard *b, const struct pf_config *cfg, i
     }
 }
 
-int pf_metrics_render(const struct pf_scoreboard *b, const struct pf_config *cfg, int64_t now_ms,
-                      char **out, size_t *len)
+int pf_metrics_render(const struct pf_scoreboard *b, const struct pf_config *cfg,
+                      const struct pf_counters_region *counters, int64_t now_ms, char **out,
+                      size_t *len)
 {
     static struct pf_config defaults;
     if (!cfg) {
@@ -309,6 +310,8 @@ int pf_metrics_render(const struct pf_scoreboard *b, const struct pf_config *cfg
         struct pf_buf o;
         pf_buf_init(&o, mem, cap);
         render(b, cfg, now_ms, &o, nslots, views);
+        if (counters)
+            pf_counters_render(counters, &o);
         if (!o.full) {
             *out = mem;
             *len = o.len;

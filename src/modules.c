@@ -1,5 +1,7 @@
 #include "preforkd/modules.h"
 
+#include "preforkd/counters.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -135,6 +137,10 @@ int pf_modules_check(const struct pf_config *cfg, char *err, size_t errlen)
     }
     if (pid == 0) {
         close(pipefd[0]);
+        /* Counters of its own: a module's init may look its counters up. */
+        struct pf_counters_region *scratch = NULL;
+        if (pf_counters_new(&scratch, PF_COUNTERS_DEFAULT_CAPACITY) == 0)
+            pf_counters_set_current(scratch);
         struct pf_modules mods;
         struct pf_router router;
         pf_router_init(&router, cfg);

@@ -36,6 +36,9 @@ struct primary {
     struct pf_generations gens;
     struct pf_proctable table;
     struct pf_scoreboard *scoreboard;
+    /* The module API's shared counters: made before any fork, kept across every worker's
+     * life and every reload. */
+    struct pf_counters_region *counters;
     int sigfd;
     pid_t pid;
     int64_t last_tick_ms;
@@ -209,6 +212,7 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
                          .slot = slot,
                          .scoreboard = p->scoreboard,
                          .row = row,
+                         .counters = p->counters,
                          .primary = p->pid,
                          .close_fds = close_fds,
                          .nclose = k};
@@ -469,8 +473,8 @@ static void reap(struct primary *p)
         const struct pf_generation *wg = pf_generations_find(&p->gens, w->gen);
         if (in_route && wg && in_route - 1 < wg->cfg->nroutes) {
             const struct pf_route_config *rc = &wg->cfg->routes[in_route - 1];
-            pf_log_error("worker slot %u pid %d %s in route %s (handler %s.%s)", w->slot,
-                         (int)pid, how, rc->path, wg->cfg->modules[rc->module].name, rc->handler);
+            pf_log_error("worker slot %u pid %d %s in route %s (handler %s.%s)", w->slot, (int)pid,
+                         how, rc->path, wg->cfg->modules[rc->module].name, rc->handler);
         }
         if (w->ipc_fd >= 0)
             close(w->ipc_fd);
@@ -787,6 +791,11 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         pf_log_error("out of memory for %u worker slots", nworkers);
         goto fail;
     }
+    int crc = pf_counters_new(&p.counters, PF_COUNTERS_DEFAULT_CAPACITY);
+    if (crc < 0) {
+        pf_log_error("cannot make the shared counters: %s", strerror(-crc));
+        goto fail;
+    }
     /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
     if (pf_scoreboard_new(&p.scoreboard, 2 * PF_MAX_WORKERS + 64) < 0) {
         pf_log_error("cannot map the scoreboard");
@@ -824,6 +833,7 @@ fail:
     pf_generations_free(&p.gens);
     pf_proctable_free(&p.table);
     pf_scoreboard_free(&p.scoreboard);
+    pf_counters_free(&p.counters);
     close(p.sigfd);
     return status;
 }

@@ -454,7 +454,8 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row)
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row,
+                  struct pf_counters_region *counters)
 {
     int listen_fds[PF_MAX_LISTEN];
     size_t nlisten = pf_listeners_for_slot(ls, slot, listen_fds);
@@ -499,6 +500,9 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     w.ctx.slot = slot;
     pf_router_init(&w.router, cfg);
     w.ctx.router = &w.router;
+    w.ctx.counters = counters;
+    /* The module API's pf_counter() finds the region here; so does the count route. */
+    pf_counters_set_current(counters);
     for (uint32_t i = 0; i < w.router.n; i++) {
         struct pf_route *rt = &w.router.routes[i];
         rt->fn = pf_handlers_builtin(rt->kind);
@@ -507,6 +511,15 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     /* After the privilege drop: a module runs as the worker's user from its first
      * instruction. A module that does not load or init ends this worker before it
      * serves; in a reload, that abandons the new generation. */
+    for (uint32_t i = 0; i < w.router.n; i++) {
+        struct pf_route *rt = &w.router.routes[i];
+        if (rt->kind == PF_HANDLER_COUNT && !(rt->state = pf_counter(rt->cfg->counter))) {
+            pf_log_error("route %s: no shared counter '%s' (the region is full)", rt->path,
+                         rt->cfg->counter);
+            pf_handler_ctx_free(&w.ctx);
+            return PF_WORKER_EXIT_MODULE;
+        }
+    }
     char merr[1024];
     if (worker_static_routes(&w, merr, sizeof(merr)) < 0) {
         pf_log_error("%s", merr);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "preforkd/buf.h"
+#include "preforkd/counters.h"
 #include "preforkd/http.h"
 #include "preforkd/module.h"
 #include "preforkd/procfs.h"
@@ -38,6 +39,7 @@ struct pf_handler_ctx {
     const struct pf_config *cfg; /* route labels for /metrics (NULL: none) */
     bool fail_when_degraded;
     const struct pf_router *router;
+    struct pf_counters_region *counters; /* the shared counters (NULL outside a daemon) */
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);
     char *body; /* the response body buffer, grown up to PF_BODY_MAX */

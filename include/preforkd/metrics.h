@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "preforkd/counters.h"
 #include "preforkd/scoreboard.h"
 
 /* Renders the scoreboard (route labels from cfg; NULL: the built-in routes) in Prometheus' text
@@ -12,7 +13,8 @@
  * folded in so they never go back) and for the whole service. *out is malloc'd; the caller frees
  * it. Returns 0 or negative errno. */
 int pf_metrics_render(const struct pf_scoreboard *scoreboard, const struct pf_config *cfg,
-                      int64_t now_ms, char **out, size_t *len);
+                      const struct pf_counters_region *counters, int64_t now_ms, char **out,
+                      size_t *len);
 
 /* Every metric family /metrics exposes: one table, keyed by this enum, which the
  * renderer and `preforkd status` (which reads /metrics back) both use. */

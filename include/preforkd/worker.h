@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "preforkd/config.h"
+#include "preforkd/counters.h"
 #include "preforkd/scoreboard.h"
 
 #include "preforkd/listener.h"
@@ -23,7 +24,7 @@
  * without a serving worker). ipc_fd is the worker's end of the socketpair whose EOF
  * means the primary is gone. */
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, const struct pf_scoreboard *scoreboard,
-                  struct pf_scoreboard_row *row);
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row,
+                  struct pf_counters_region *counters);
 
 #endif

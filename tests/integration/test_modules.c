@@ -300,6 +300,57 @@ static void test_example_module(void **state)
     daemon_stop(&d);
 }
 
+/* The seed guide's counter, correct across workers: N requests spread over every worker,
+ * workers killed between them, the count ends at exactly N. */
+static void test_count_route_is_exact_across_workers_and_kills(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d,
+                 "routes:\n  - {path: /count, handler: count}\n"
+                 "  - {path: /health, handler: health}\n",
+                 2);
+    char buf[4096];
+    const int n = 1200;
+    for (int i = 1; i <= n; i++) {
+        if (i % 300 == 0) {
+            /* Between requests, so none is in flight: a worker dies, another replaces it. */
+            pid_t w[64];
+            int m = daemon_workers(&d, w, 64);
+            assert_true(m > 0);
+            kill(w[i / 300 % m], SIGKILL);
+        }
+        /* A fresh connection each time, so reuseport spreads them over the workers. */
+        get(&d, "/count", buf, sizeof(buf));
+        if (status_of(buf) != 200) {
+            /* The connection met the killed worker: the same request again. */
+            i--;
+            sleep_ms(20);
+            continue;
+        }
+        char want[64];
+        snprintf(want, sizeof(want), "{\"count\":%d}", i);
+        if (strcmp(body_of(buf), want) != 0)
+            fail_msg("request %d: %s", i, body_of(buf));
+    }
+    static char metrics[1 << 17];
+    get(&d, "/metrics", metrics, sizeof(metrics));
+    char want[96];
+    snprintf(want, sizeof(want), "\npreforkd_counter_total{name=\"count\"} %d\n", n);
+    if (!strstr(metrics, want))
+        fail_msg("no %s in /metrics", want + 1);
+    /* Spread over both slots (reuseport hashes each new connection). */
+    for (int slot = 0; slot < 2; slot++) {
+        char series[96];
+        snprintf(series, sizeof(series),
+                 "preforkd_requests_total{worker=\"%d\",route=\"/count\",code=\"2xx\"} ", slot);
+        const char *at = strstr(metrics, series);
+        assert_non_null(at);
+        assert_true(atol(at + strlen(series)) > 0);
+    }
+    daemon_stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_each_load_failure_keeps_the_old_generation),
         cmocka_unit_test(test_reload_swaps_module_code_under_load),
         cmocka_unit_test(test_example_module),
+        cmocka_unit_test(test_count_route_is_exact_across_workers_and_kills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@ static char *render(int64_t now)
 {
     char *text;
     size_t len;
-    assert_int_equal(pf_metrics_render(b, NULL, now, &text, &len), 0);
+    assert_int_equal(pf_metrics_render(b, NULL, NULL, now, &text, &len), 0);
     char err[256];
     if (promcheck(text, len, err, sizeof(err)) < 0)
         fail_msg("%s\n%s", err, text);
