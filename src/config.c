@@ -318,6 +318,7 @@ static const struct key top_keys[] = {
     {"log_level", T_LOGLEVEL, 0, 0, 0, NULL},
     {"timeouts", T_SECTION, 0, 0, 0, timeout_keys},
     {"limits", T_SECTION, 0, 0, 0, limit_keys},
+    {"work", T_SECTION, 0, 0, 0, route_keys},
     {"routes", T_ROUTES, 0, 0, 0, route_keys},
     {"modules", T_MODULES, 0, 0, 0, NULL},
     {"recycle", T_SECTION, 0, 0, 0, recycle_keys},
@@ -513,7 +514,8 @@ static int set_route(struct loader *ld, yaml_node_t *map, struct pf_route_config
 static int set_routes(struct loader *ld, const struct key *k, yaml_node_t *v)
 {
     struct pf_config *cfg = ld->cfg;
-    if (v->type == YAML_MAPPING_NODE) /* the older form: the seed routes' work sizes */
+    /* The older form, `routes: {sum_iterations, heavy_iterations}`, is `work:` now. */
+    if (v->type == YAML_MAPPING_NODE)
         return walk_mapping(ld, v, k->children, "routes");
     if (v->type != YAML_SEQUENCE_NODE)
         return fail_at(ld, v, "'routes' must be a list of routes");
