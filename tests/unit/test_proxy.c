@@ -91,7 +91,8 @@ static size_t v2(uint8_t *b, uint8_t cmd, uint8_t fam, const void *addr, size_t 
     b[13] = fam;
     b[14] = (uint8_t)((alen + tlv) >> 8);
     b[15] = (uint8_t)(alen + tlv);
-    memcpy(b + 16, addr, alen);
+    if (alen)
+        memcpy(b + 16, addr, alen);
     memset(b + 16 + alen, 0, tlv);
     return 16 + alen + tlv;
 }
