@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "preforkd/static.h"
@@ -29,15 +30,27 @@ void pf_static_route_close(struct pf_static_route *s)
     s->root_fd = -1;
 }
 
-/* A request field as a C string for the decision (NULL when absent or too long to be a
- * validator, which then does not match: the whole file is sent). */
+/* A request field as a C string for the decision: all its field lines, joined with ", "
+ * as static.h asks (RFC 9110 5.3); NULL when absent or too long to be a validator, which
+ * then does not match: the whole file is sent. */
 static const char *field(const struct pf_req *req, const char *name, char *buf, size_t cap)
 {
-    struct pf_str v;
-    if (!pf_req_header(req, name, &v) || v.len >= cap)
+    size_t name_len = strlen(name), len = 0, lines = 0;
+    for (size_t i = 0; i < pf_req_header_count(req); i++) {
+        struct pf_str n, v;
+        pf_req_header_at(req, i, &n, &v);
+        if (n.len != name_len || strncasecmp(n.ptr, name, name_len) != 0)
+            continue;
+        size_t sep = lines++ ? 2 : 0;
+        if (len + sep + v.len >= cap)
+            return NULL;
+        memcpy(buf + len, ", ", sep);
+        memcpy(buf + len + sep, v.ptr, v.len);
+        len += sep + v.len;
+    }
+    if (!lines)
         return NULL;
-    memcpy(buf, v.ptr, v.len);
-    buf[v.len] = '\0';
+    buf[len] = '\0';
     return buf;
 }
 

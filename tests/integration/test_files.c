@@ -794,6 +794,25 @@ static void test_precompressed_sibling(void **state)
     site_stop(&s);
 }
 
+/* Several lines of one field are one list (RFC 9110 5.3), not the first line alone. */
+static void test_repeated_field_lines(void **state)
+{
+    (void)state;
+    struct site s;
+    site_start(&s, 1);
+    struct reply r;
+    expect_get(&s, "/static/hello.txt",
+               "If-None-Match: \"other\"\r\nIf-None-Match: " HELLO_ETAG "\r\n", 304, NULL, &r);
+    expect_get(&s, "/static/hello.txt", "If-Match: \"other\"\r\nIf-Match: " HELLO_ETAG "\r\n", 200,
+               HELLO, &r);
+    expect_get(&s, "/static/style.css", "Accept-Encoding: identity\r\nAccept-Encoding: gzip\r\n",
+               200, CSS_GZ, &r);
+    assert_field(r.head, "Content-Encoding", "gzip");
+    /* Two Range lines are no single range: the whole file. */
+    expect_get(&s, "/static/hello.txt", "Range: bytes=0-1\r\nRange: bytes=3-4\r\n", 200, HELLO, &r);
+    site_stop(&s);
+}
+
 /* ---- connections ------------------------------------------------------------------- */
 
 /* The most the kernel buffers for a TCP socket's output (net.ipv4.tcp_wmem's maximum): a
@@ -954,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_ranges_and_head),
         cmocka_unit_test(test_directories),
         cmocka_unit_test(test_precompressed_sibling),
+        cmocka_unit_test(test_repeated_field_lines),
         cmocka_unit_test(test_slow_reader_does_not_hold_up_others),
         cmocka_unit_test(test_pipelined_large_and_small),
         cmocka_unit_test(test_keepalive),
