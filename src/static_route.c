@@ -115,14 +115,16 @@ int pf_static_route_handle(void *state, const struct pf_req *req, struct pf_resp
     struct pf_static_decision d;
     pf_static_decide(&f, &sr, &d);
     resp->status = d.status;
-    /* The media type of the name asked for (or its index), also when gzip is sent. */
-    const char *name = f.is_index ? index : rel;
-    pf_resp_header(resp, "Content-Type", pf_mime_lookup(s->mime, name));
+    /* 304, 412 and 416 carry no content, so no media type (static.h; RFC 9110 15.4.5). */
+    resp->block = PF_BLOCK_EMPTY;
     pf_resp_header(resp, "ETag", d.etag);
     pf_resp_header(resp, "Last-Modified", d.last_modified);
     if (d.vary)
         pf_resp_header(resp, "Vary", "Accept-Encoding");
     if (d.status == 200 || d.status == 206) {
+        /* The media type of the name asked for (or its index), also when gzip is sent. */
+        const char *name = f.is_index ? index : rel;
+        pf_resp_header(resp, "Content-Type", pf_mime_lookup(s->mime, name));
         pf_resp_header(resp, "Accept-Ranges", "bytes");
         if (d.use_gz)
             pf_resp_header(resp, "Content-Encoding", "gzip");

@@ -603,6 +603,7 @@ static void test_not_modified(void **state)
         reader_next(&rd, false, &r);
         assert_int_equal(r.status, 304);
         assert_no_field(r.head, "Content-Length");
+        assert_no_field(r.head, "Content-Type"); /* no content, no media type */
         assert_field(r.head, "ETag", etag);
         assert_field(r.head, "Last-Modified", FIXED_HTTP);
     }
@@ -654,6 +655,7 @@ static void test_ranges_and_head(void **state)
         expect_get(&s, "/static/hello.txt", fields, 416, NULL, &r);
         assert_field(r.head, "Content-Range", "bytes */13");
         assert_field(r.head, "Content-Length", "0");
+        assert_no_field(r.head, "Content-Type");
     }
     /* Several ranges, another unit, a malformed one: the whole file. */
     static const char *const whole[] = {"bytes=0-1,3-4", "items=0-3", "bytes=3-1"};
@@ -689,6 +691,7 @@ static void test_ranges_and_head(void **state)
     /* If-Match: 412 unless it matches. */
     expect_get(&s, "/static/hello.txt", "If-Match: \"stale\"\r\n", 412, NULL, &r);
     assert_field(r.head, "Content-Length", "0");
+    assert_no_field(r.head, "Content-Type");
     expect_get(&s, "/static/hello.txt", "If-Match: " HELLO_ETAG "\r\n", 200, NULL, &r);
 
     /* HEAD: the whole file's length and no body (nor a range: GET's only). A pipelined
@@ -773,6 +776,7 @@ static void test_precompressed_sibling(void **state)
     expect_get(&s, "/static/style.css", fields, 304, NULL, &r);
     assert_field(r.head, "ETag", gz_etag);
     assert_field(r.head, "Vary", "Accept-Encoding");
+    assert_no_field(r.head, "Content-Type");
     /* A sibling that leads out of the root is none: the plain file, and no Vary. */
     static const struct {
         const char *path, *body;
