@@ -85,8 +85,15 @@ int pf_static_route_handle(void *state, const struct pf_req *req, struct pf_resp
     if (rc == 0)
         rc = pf_static_open(s->root_fd, rel, index, &f);
     if (rc == -EISDIR) {
-        /* A directory named without its slash: where it is (RFC 9110 15.4.2). */
-        char loc[PF_STATIC_PATH_MAX + 2];
+        /* A directory named without its slash: where it is (RFC 9110 15.4.2). The path
+         * as sent may be longer than the answer's fields hold (escapes take three bytes
+         * each): pf_resp_header would refuse it and log a 500 any client can cause. */
+        static const char key[] = "\r\nLocation: ";
+        char loc[PF_RESP_FIELDS_MAX];
+        if (r->path_len + 1 > PF_RESP_FIELDS_MAX - (sizeof(key) - 1)) {
+            error_body(resp, 414);
+            return 0;
+        }
         snprintf(loc, sizeof(loc), "%.*s/", (int)r->path_len, r->path);
         error_body(resp, 301);
         pf_resp_header(resp, "Location", loc);

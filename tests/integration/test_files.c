@@ -49,7 +49,7 @@ struct site {
 
 static void put_file(const char *dir, const char *name, const void *data, size_t len)
 {
-    char path[512];
+    char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -65,7 +65,7 @@ static void put_str(const char *dir, const char *name, const char *text)
 
 static void make_dir(const char *dir, const char *name)
 {
-    char path[512];
+    char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (mkdir(path, 0755) < 0)
         fail_msg("mkdir %s: %s", path, strerror(errno));
@@ -73,7 +73,7 @@ static void make_dir(const char *dir, const char *name)
 
 static void make_link(const char *dir, const char *name, const char *target)
 {
-    char path[512];
+    char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (symlink(target, path) < 0)
         fail_msg("symlink %s -> %s: %s", path, target, strerror(errno));
@@ -292,7 +292,7 @@ static bool field(const char *head, const char *name, char *out, size_t cap)
 
 static void assert_field(const char *head, const char *name, const char *want)
 {
-    char v[256];
+    char v[2048];
     if (!field(head, name, v, sizeof(v)))
         fail_msg("no %s in:\n%s", name, head);
     if (strcmp(v, want) != 0)
@@ -360,8 +360,9 @@ static void exchange(const struct site *s, const char *request, bool head_reques
 
 static void get(const struct site *s, const char *path, const char *fields, struct reply *out)
 {
-    char req[1024];
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, fields);
+    static char req[16384];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, fields);
+    assert_true(n > 0 && (size_t)n < sizeof(req));
     exchange(s, req, false, out);
 }
 
@@ -371,7 +372,7 @@ static void expect_get(const struct site *s, const char *path, const char *field
 {
     get(s, path, fields, out);
     if (out->status != status)
-        fail_msg("GET %s: %d, want %d:\n%s", path, out->status, status, out->head);
+        fail_msg("GET %.120s: %d, want %d:\n%s", path, out->status, status, out->head);
     if (body)
         assert_body(out, body, strlen(body));
 }
@@ -798,6 +799,38 @@ static void test_precompressed_sibling(void **state)
     site_stop(&s);
 }
 
+/* A directory's redirect repeats the path as sent; one too long for the answer's fields
+ * (PF_RESP_FIELDS_MAX) is refused as too long a URI, not failed as a 500. */
+static void test_long_directory_redirect(void **state)
+{
+    (void)state;
+    struct site s;
+    site_start(&s, 1);
+    char name[241], path[1024];
+    memset(name, 'd', 240);
+    name[240] = '\0';
+    make_dir(s.www, name);
+    snprintf(path, sizeof(path), "%s/%s", name, name);
+    make_dir(s.www, path);
+    snprintf(path, sizeof(path), "%s/%s/index.html", name, name);
+    put_str(s.www, path, "deep\n");
+    /* Spelled plainly: 489 bytes, redirected. */
+    static char target[2048];
+    snprintf(target, sizeof(target), "/static/%s/%s", name, name);
+    struct reply r;
+    expect_get(&s, target, "", 301, NULL, &r);
+    strcat(target, "/");
+    assert_field(r.head, "Location", target);
+    /* Every byte escaped: 1449 bytes, still the same directory. */
+    long_target(target, sizeof(target), "/static/", "%64", 240);
+    long_target(target + strlen(target), sizeof(target) - strlen(target), "/", "%64", 240);
+    expect_get(&s, target, "", 414, NULL, &r);
+    strcat(target, "/");
+    expect_get(&s, target, "", 200, "deep\n", &r);
+    assert_false(daemon_log_contains(&s.d, "handler refused"));
+    site_stop(&s);
+}
+
 /* Several lines of one field are one list (RFC 9110 5.3), not the first line alone. */
 static void test_repeated_field_lines(void **state)
 {
@@ -977,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_ranges_and_head),
         cmocka_unit_test(test_directories),
         cmocka_unit_test(test_precompressed_sibling),
+        cmocka_unit_test(test_long_directory_redirect),
         cmocka_unit_test(test_repeated_field_lines),
         cmocka_unit_test(test_slow_reader_does_not_hold_up_others),
         cmocka_unit_test(test_pipelined_large_and_small),
