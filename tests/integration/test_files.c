@@ -694,6 +694,17 @@ static void test_ranges_and_head(void **state)
     assert_field(r.head, "Content-Length", "0");
     assert_no_field(r.head, "Content-Type");
     expect_get(&s, "/static/hello.txt", "If-Match: " HELLO_ETAG "\r\n", 200, NULL, &r);
+    /* If-Match compares strongly: a weak tag never matches. */
+    expect_get(&s, "/static/hello.txt", "If-Match: W/" HELLO_ETAG "\r\n", 412, NULL, &r);
+    expect_get(&s, "/static/hello.txt", "Range: bytes=0-3\r\nIf-Range: W/" HELLO_ETAG "\r\n", 200,
+               HELLO, &r);
+    /* If-Unmodified-Since: 412 when the file changed after the date. */
+    expect_get(&s, "/static/hello.txt", "If-Unmodified-Since: Thu, 31 Dec 2020 23:59:59 GMT\r\n",
+               412, NULL, &r);
+    expect_get(&s, "/static/hello.txt", "If-Unmodified-Since: " FIXED_HTTP "\r\n", 200, HELLO, &r);
+    /* If-Modified-Since in the future is ignored. */
+    expect_get(&s, "/static/hello.txt", "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n", 200,
+               HELLO, &r);
 
     /* HEAD: the whole file's length and no body (nor a range: GET's only). A pipelined
      * request after it is answered next, where a body would have been. */
