@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "preforkd/static.h"
@@ -29,15 +30,27 @@ void pf_static_route_close(struct pf_static_route *s)
     s->root_fd = -1;
 }
 
-/* A request field as a C string for the decision (NULL when absent or too long to be a
- * validator, which then does not match: the whole file is sent). */
+/* A request field as a C string for the decision: all its field lines, joined with ", "
+ * as static.h asks (RFC 9110 5.3); NULL when absent or too long to be a validator, which
+ * then does not match: the whole file is sent. */
 static const char *field(const struct pf_req *req, const char *name, char *buf, size_t cap)
 {
-    struct pf_str v;
-    if (!pf_req_header(req, name, &v) || v.len >= cap)
+    size_t name_len = strlen(name), len = 0, lines = 0;
+    for (size_t i = 0; i < pf_req_header_count(req); i++) {
+        struct pf_str n, v;
+        pf_req_header_at(req, i, &n, &v);
+        if (n.len != name_len || strncasecmp(n.ptr, name, name_len) != 0)
+            continue;
+        size_t sep = lines++ ? 2 : 0;
+        if (len + sep + v.len >= cap)
+            return NULL;
+        memcpy(buf + len, ", ", sep);
+        memcpy(buf + len + sep, v.ptr, v.len);
+        len += sep + v.len;
+    }
+    if (!lines)
         return NULL;
-    memcpy(buf, v.ptr, v.len);
-    buf[v.len] = '\0';
+    buf[len] = '\0';
     return buf;
 }
 
@@ -72,8 +85,15 @@ int pf_static_route_handle(void *state, const struct pf_req *req, struct pf_resp
     if (rc == 0)
         rc = pf_static_open(s->root_fd, rel, index, &f);
     if (rc == -EISDIR) {
-        /* A directory named without its slash: where it is (RFC 9110 15.4.2). */
-        char loc[PF_STATIC_PATH_MAX + 2];
+        /* A directory named without its slash: where it is (RFC 9110 15.4.2). The path
+         * as sent may be longer than the answer's fields hold (escapes take three bytes
+         * each): pf_resp_header would refuse it and log a 500 any client can cause. */
+        static const char key[] = "\r\nLocation: ";
+        char loc[PF_RESP_FIELDS_MAX];
+        if (r->path_len + 1 > PF_RESP_FIELDS_MAX - (sizeof(key) - 1)) {
+            error_body(resp, 414);
+            return 0;
+        }
         snprintf(loc, sizeof(loc), "%.*s/", (int)r->path_len, r->path);
         error_body(resp, 301);
         pf_resp_header(resp, "Location", loc);
@@ -102,14 +122,16 @@ int pf_static_route_handle(void *state, const struct pf_req *req, struct pf_resp
     struct pf_static_decision d;
     pf_static_decide(&f, &sr, &d);
     resp->status = d.status;
-    /* The media type of the name asked for (or its index), also when gzip is sent. */
-    const char *name = f.is_index ? index : rel;
-    pf_resp_header(resp, "Content-Type", pf_mime_lookup(s->mime, name));
+    /* 304, 412 and 416 carry no content, so no media type (static.h; RFC 9110 15.4.5). */
+    resp->block = PF_BLOCK_EMPTY;
     pf_resp_header(resp, "ETag", d.etag);
     pf_resp_header(resp, "Last-Modified", d.last_modified);
     if (d.vary)
         pf_resp_header(resp, "Vary", "Accept-Encoding");
     if (d.status == 200 || d.status == 206) {
+        /* The media type of the name asked for (or its index), also when gzip is sent. */
+        const char *name = f.is_index ? index : rel;
+        pf_resp_header(resp, "Content-Type", pf_mime_lookup(s->mime, name));
         pf_resp_header(resp, "Accept-Ranges", "bytes");
         if (d.use_gz)
             pf_resp_header(resp, "Content-Encoding", "gzip");
