@@ -16,6 +16,8 @@
 
 /* A handler's body is built in one per-worker buffer that grows to this at most. */
 #define PF_BODY_MAX (16u << 20)
+/* A file body this small is copied after its head rather than sent with sendfile. */
+#define PF_FILE_INLINE_MAX (8u << 10)
 /* Header fields a handler may add, in all. */
 #define PF_RESP_FIELDS_MAX 1024
 
