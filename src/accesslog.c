@@ -128,10 +128,16 @@ static void put_escaped(struct pf_buf *b, const char *s, size_t n, bool json)
     }
 }
 
+/* A log line shows at most this much of a request-target. */
+#define PF_ACCESS_TARGET_MAX 1024
+
 static void put_target(struct pf_buf *b, const struct pf_http *h, bool json)
 {
-    put_escaped(b, h->raw, h->raw_len, json);
-    if (h->target_len > h->raw_len)
+    uint32_t n = h->target_len < h->store_len ? h->target_len : h->store_len;
+    if (n > PF_ACCESS_TARGET_MAX)
+        n = PF_ACCESS_TARGET_MAX;
+    put_escaped(b, h->store ? h->store : "", n, json);
+    if (h->target_len > n)
         pf_buf_put_lit(b, "...");
 }
 

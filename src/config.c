@@ -1,7 +1,7 @@
 #include "preforkd/config.h"
 
 #include "preforkd/cpu.h"
-#include "preforkd/route.h"
+#include "preforkd/http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,6 +21,7 @@ void pf_config_defaults(struct pf_config *cfg)
     pf_config_parse_listen("127.0.0.1:4400", &cfg->listen[0]);
     cfg->nlisten = 1;
     cfg->workers_mode = PF_WORKERS_AUTO;
+    pf_config_default_routes(cfg);
     cfg->backlog = 4096;
     cfg->balance = PF_BALANCE_REUSEPORT;
     cfg->keepalive_timeout_ms = 5000;
@@ -179,6 +180,10 @@ struct loader {
     const char *name;
     char *err;
     size_t errlen;
+    yaml_mark_t metrics_path_mark; /* where metrics.path was set */
+    bool metrics_path_set;
+    yaml_mark_t route_handler_mark[PF_MAX_ROUTES];
+    char route_module[PF_MAX_ROUTES][32]; /* MODULE of a MODULE.NAME handler, resolved last */
 };
 
 static int fail_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
@@ -212,7 +217,9 @@ enum key_type {
     T_AFFINITY,
     T_BOOL,
     T_PATH,
-    T_ACCESS_FORMAT
+    T_ACCESS_FORMAT,
+    T_ROUTES,
+    T_MODULES
 };
 
 struct key {
@@ -224,6 +231,40 @@ struct key {
 };
 
 #define OFF(f) offsetof(struct pf_config, f)
+
+/* The seed's routes, served when the file has no `routes:` list. */
+static const struct {
+    const char *path;
+    enum pf_handler_kind kind;
+} default_routes[] = {
+    {"/", PF_HANDLER_SUM},
+    {"/health", PF_HANDLER_HEALTH},
+    {"/heavy", PF_HANDLER_HEAVY},
+};
+
+/* The built-in handlers a route may name, by the name it uses. */
+static const char *const handler_names[PF_HANDLER_KINDS] = {
+    [PF_HANDLER_SUM] = "sum",         [PF_HANDLER_HEALTH] = "health", [PF_HANDLER_HEAVY] = "heavy",
+    [PF_HANDLER_METRICS] = "metrics", [PF_HANDLER_STATIC] = "static", [PF_HANDLER_COUNT] = "count",
+    [PF_HANDLER_MODULE] = NULL,
+};
+
+const char *pf_config_handler_name(enum pf_handler_kind kind)
+{
+    return (unsigned)kind < PF_HANDLER_KINDS && handler_names[kind] ? handler_names[kind]
+                                                                    : "module";
+}
+
+void pf_config_default_routes(struct pf_config *cfg)
+{
+    cfg->nroutes = 0;
+    for (size_t i = 0; i < sizeof(default_routes) / sizeof(default_routes[0]); i++) {
+        struct pf_route_config *r = &cfg->routes[cfg->nroutes++];
+        *r = (struct pf_route_config){.kind = default_routes[i].kind,
+                                      .methods = 1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD};
+        snprintf(r->path, sizeof(r->path), "%s", default_routes[i].path);
+    }
+}
 
 static const struct key timeout_keys[] = {
     {"keepalive", T_DURATION, OFF(keepalive_timeout_ms), 1, 3600000, NULL},
@@ -277,7 +318,9 @@ static const struct key top_keys[] = {
     {"log_level", T_LOGLEVEL, 0, 0, 0, NULL},
     {"timeouts", T_SECTION, 0, 0, 0, timeout_keys},
     {"limits", T_SECTION, 0, 0, 0, limit_keys},
-    {"routes", T_SECTION, 0, 0, 0, route_keys},
+    {"work", T_SECTION, 0, 0, 0, route_keys},
+    {"routes", T_ROUTES, 0, 0, 0, route_keys},
+    {"modules", T_MODULES, 0, 0, 0, NULL},
     {"recycle", T_SECTION, 0, 0, 0, recycle_keys},
     {"metrics", T_SECTION, 0, 0, 0, metrics_keys},
     {"health", T_SECTION, 0, 0, 0, health_keys},
@@ -297,6 +340,339 @@ static int need_scalar(struct loader *ld, yaml_node_t *v, const char *key, const
     if (v->type != YAML_SCALAR_NODE)
         return fail_at(ld, v, "'%s' must be a single value", key);
     *out = (const char *)v->data.scalar.value;
+    return 0;
+}
+
+/* ---- routes: and modules: ------------------------------------------------------------- */
+
+static bool valid_route_path(const char *s)
+{
+    if (s[0] != '/')
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("?#\\", *p))
+            return false;
+    return true;
+}
+
+bool pf_config_valid_counter_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+            return false;
+    return true;
+}
+
+static int copy_scalar(struct loader *ld, yaml_node_t *v, const char *what, char *out, size_t cap)
+{
+    const char *s = NULL;
+    int rc = need_scalar(ld, v, what, &s);
+    if (rc)
+        return rc;
+    if (strlen(s) >= cap)
+        return fail_at(ld, v, "'%s' is longer than %zu bytes", what, cap - 1);
+    strcpy(out, s);
+    return 0;
+}
+
+static const char *const method_names[PF_METHOD_COUNT] = {
+    [PF_METHOD_GET] = "GET",     [PF_METHOD_HEAD] = "HEAD", [PF_METHOD_OPTIONS] = "OPTIONS",
+    [PF_METHOD_POST] = "POST",   [PF_METHOD_PUT] = "PUT",   [PF_METHOD_DELETE] = "DELETE",
+    [PF_METHOD_PATCH] = "PATCH", [PF_METHOD_OTHER] = NULL,
+};
+
+static int set_methods(struct loader *ld, yaml_node_t *v, unsigned *out)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(ld, v, "'methods' must be a list such as [GET, POST]");
+    unsigned m = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        const char *s = NULL;
+        int rc = need_scalar(ld, item, "methods", &s);
+        if (rc)
+            return rc;
+        int found = -1;
+        for (int k = 0; k < PF_METHOD_COUNT; k++)
+            if (method_names[k] && strcmp(s, method_names[k]) == 0)
+                found = k;
+        if (found < 0)
+            return fail_at(ld, item,
+                           "unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS)",
+                           s);
+        m |= 1u << found;
+    }
+    if (!m)
+        return fail_at(ld, v, "'methods' needs at least one method");
+    /* HEAD is GET without the body: where GET is served, so is HEAD (RFC 9110 9.3.2). */
+    if (m & 1u << PF_METHOD_GET)
+        m |= 1u << PF_METHOD_HEAD;
+    *out = m;
+    return 0;
+}
+
+static int set_route(struct loader *ld, yaml_node_t *map, struct pf_route_config *r, size_t index)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(ld, map, "a route must be a mapping with path and handler");
+    *r = (struct pf_route_config){.methods = 1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD,
+                                  .kind = PF_HANDLER_KINDS,
+                                  .line = (uint32_t)map->start_mark.line + 1,
+                                  .column = (uint32_t)map->start_mark.column + 1};
+    yaml_node_t *path_node = NULL, *root_node = NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        const char *key = NULL;
+        int rc = need_scalar(ld, kn, "route key", &key);
+        if (rc)
+            return rc;
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *prev = yaml_document_get_node(ld->doc, q->key);
+            if (prev->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)prev->data.scalar.value, key) == 0)
+                return fail_at(ld, kn, "duplicate key 'routes.%s'", key);
+        }
+        if (strcmp(key, "path") == 0) {
+            path_node = vn;
+            rc = copy_scalar(ld, vn, "routes.path", r->path, sizeof(r->path));
+        } else if (strcmp(key, "handler") == 0) {
+            const char *h = NULL;
+            if ((rc = need_scalar(ld, vn, "routes.handler", &h)))
+                return rc;
+            for (int k = 0; k < PF_HANDLER_KINDS; k++)
+                if (handler_names[k] && strcmp(h, handler_names[k]) == 0)
+                    r->kind = (enum pf_handler_kind)k;
+            const char *dot = strchr(h, '.');
+            if (r->kind == PF_HANDLER_KINDS && dot && dot > h && dot[1] &&
+                (size_t)(dot - h) < sizeof(ld->route_module[0]) &&
+                strlen(dot + 1) < sizeof(r->handler)) {
+                r->kind = PF_HANDLER_MODULE;
+                memcpy(ld->route_module[index], h, (size_t)(dot - h));
+                ld->route_module[index][dot - h] = '\0';
+                strcpy(r->handler, dot + 1);
+                ld->route_handler_mark[index] = vn->start_mark;
+            }
+            if (r->kind == PF_HANDLER_KINDS || r->kind == PF_HANDLER_METRICS)
+                return fail_at(ld, vn,
+                               "unknown handler '%s' (sum, health, heavy, static, count, or "
+                               "MODULE.HANDLER for a module in 'modules')",
+                               h);
+        } else if (strcmp(key, "methods") == 0) {
+            rc = set_methods(ld, vn, &r->methods);
+        } else if (strcmp(key, "root") == 0) {
+            root_node = vn;
+            rc = copy_scalar(ld, vn, "routes.root", r->root, sizeof(r->root));
+        } else if (strcmp(key, "index") == 0) {
+            rc = copy_scalar(ld, vn, "routes.index", r->index, sizeof(r->index));
+            if (!rc && (strchr(r->index, '/') || strcmp(r->index, "..") == 0))
+                return fail_at(ld, vn, "'routes.index' must be a file name such as index.html");
+        } else if (strcmp(key, "counter") == 0) {
+            rc = copy_scalar(ld, vn, "routes.counter", r->counter, sizeof(r->counter));
+            if (!rc && !pf_config_valid_counter_name(r->counter))
+                return fail_at(ld, vn, "'routes.counter' must be 1 to 63 of [a-zA-Z0-9_.-]");
+        } else {
+            return fail_at(ld, kn,
+                           "unknown key 'routes.%s' (path, handler, methods, root, index, "
+                           "counter)",
+                           key);
+        }
+        if (rc)
+            return rc;
+    }
+    if (!path_node)
+        return fail_at(ld, map, "a route needs a 'path'");
+    if (r->kind == PF_HANDLER_KINDS)
+        return fail_at(ld, map, "a route needs a 'handler'");
+    if (!valid_route_path(r->path))
+        return fail_at(ld, path_node,
+                       "'routes.path' must start with / and hold no spaces, controls, ? # or \\");
+    /* A path ending in '/' is a prefix; "/" alone is the exact root, except for a static
+     * route, where it serves the whole tree. */
+    size_t len = strlen(r->path);
+    r->prefix = r->path[len - 1] == '/' && (len > 1 || r->kind == PF_HANDLER_STATIC);
+    if (r->kind == PF_HANDLER_STATIC) {
+        if (!root_node)
+            return fail_at(ld, map, "a static route needs a 'root' directory");
+        if (r->root[0] != '/')
+            return fail_at(ld, root_node, "'routes.root' must be an absolute path");
+    } else if (root_node || r->index[0]) {
+        return fail_at(ld, root_node ? root_node : map, "'root' and 'index' are for static routes");
+    }
+    if (r->kind == PF_HANDLER_COUNT && !r->counter[0])
+        strcpy(r->counter, "count");
+    else if (r->kind != PF_HANDLER_COUNT && r->counter[0])
+        return fail_at(ld, map, "'counter' is for count routes");
+    return 0;
+}
+
+static int set_routes(struct loader *ld, const struct key *k, yaml_node_t *v)
+{
+    struct pf_config *cfg = ld->cfg;
+    /* The older form, `routes: {sum_iterations, heavy_iterations}`, is `work:` now. */
+    if (v->type == YAML_MAPPING_NODE)
+        return walk_mapping(ld, v, k->children, "routes");
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(ld, v, "'routes' must be a list of routes");
+    cfg->routes_configured = true;
+    cfg->nroutes = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        if (cfg->nroutes == PF_MAX_ROUTES)
+            return fail_at(ld, item, "at most %d routes", PF_MAX_ROUTES);
+        int rc = set_route(ld, item, &cfg->routes[cfg->nroutes], cfg->nroutes);
+        if (rc)
+            return rc;
+        for (uint32_t j = 0; j < cfg->nroutes; j++)
+            if (strcmp(cfg->routes[j].path, cfg->routes[cfg->nroutes].path) == 0)
+                return fail_at(ld, item, "duplicate route path '%s'",
+                               cfg->routes[cfg->nroutes].path);
+        cfg->nroutes++;
+    }
+    return 0;
+}
+
+/* Flattens a module's config map: nested keys joined with '.', list items by index. */
+static int flatten(struct loader *ld, yaml_node_t *v, char *key, size_t klen)
+{
+    struct pf_config *cfg = ld->cfg;
+    if (v->type == YAML_SCALAR_NODE) {
+        if (cfg->nkv == PF_MAX_MODULE_KV)
+            return fail_at(ld, v, "at most %d module configuration values in all",
+                           PF_MAX_MODULE_KV);
+        struct pf_kv *kv = &cfg->module_kv[cfg->nkv];
+        const char *s = (const char *)v->data.scalar.value;
+        if (klen >= sizeof(kv->key) || strlen(s) >= sizeof(kv->value))
+            return fail_at(ld, v,
+                           "module configuration key or value too long (%zu and %zu bytes "
+                           "at most)",
+                           sizeof(kv->key) - 1, sizeof(kv->value) - 1);
+        memcpy(kv->key, key, klen);
+        kv->key[klen] = '\0';
+        strcpy(kv->value, s);
+        cfg->nkv++;
+        return 0;
+    }
+    char sub[128];
+    if (v->type == YAML_SEQUENCE_NODE) {
+        size_t i = 0;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++, i++) {
+            int n = snprintf(sub, sizeof(sub), "%.*s%s%zu", (int)klen, key, klen ? "." : "", i);
+            int rc = flatten(ld, yaml_document_get_node(ld->doc, *it), sub, (size_t)n);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        const char *name = NULL;
+        int rc = need_scalar(ld, kn, "module configuration key", &name);
+        if (rc)
+            return rc;
+        int n = snprintf(sub, sizeof(sub), "%.*s%s%s", (int)klen, key, klen ? "." : "", name);
+        if (n < 0 || (size_t)n >= sizeof(sub))
+            return fail_at(ld, kn, "module configuration key too long");
+        rc = flatten(ld, yaml_document_get_node(ld->doc, p->value), sub, (size_t)n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int set_modules(struct loader *ld, yaml_node_t *v)
+{
+    struct pf_config *cfg = ld->cfg;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail_at(ld, v, "'modules' must map names to {path: FILE.so, config: {...}}");
+    cfg->nmodules = 0;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        const char *name = NULL;
+        int rc = need_scalar(ld, kn, "module name", &name);
+        if (rc)
+            return rc;
+        if (cfg->nmodules == PF_MAX_MODULES)
+            return fail_at(ld, kn, "at most %d modules", PF_MAX_MODULES);
+        struct pf_module_config_entry *m = &cfg->modules[cfg->nmodules];
+        *m = (struct pf_module_config_entry){.line = (uint32_t)kn->start_mark.line + 1,
+                                             .column = (uint32_t)kn->start_mark.column + 1,
+                                             .kv_first = cfg->nkv};
+        if (strlen(name) >= sizeof(m->name) || !name[0] || strchr(name, '.'))
+            return fail_at(ld, kn, "a module name is 1 to %zu bytes without '.'",
+                           sizeof(m->name) - 1);
+        for (uint32_t j = 0; j < cfg->nmodules; j++)
+            if (strcmp(cfg->modules[j].name, name) == 0)
+                return fail_at(ld, kn, "duplicate module '%s'", name);
+        strcpy(m->name, name);
+        if (vn->type != YAML_MAPPING_NODE)
+            return fail_at(ld, vn, "module '%s' must be {path: FILE.so, config: {...}}", name);
+        bool has_path = false;
+        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top;
+             q++) {
+            yaml_node_t *k2 = yaml_document_get_node(ld->doc, q->key);
+            yaml_node_t *v2 = yaml_document_get_node(ld->doc, q->value);
+            const char *key = NULL;
+            if ((rc = need_scalar(ld, k2, "module key", &key)))
+                return rc;
+            if (strcmp(key, "path") == 0) {
+                rc = copy_scalar(ld, v2, "modules.path", m->path, sizeof(m->path));
+                has_path = true;
+            } else if (strcmp(key, "config") == 0) {
+                if (v2->type != YAML_MAPPING_NODE)
+                    return fail_at(ld, v2, "'config' must be a mapping");
+                char empty[1] = "";
+                rc = flatten(ld, v2, empty, 0);
+            } else {
+                return fail_at(ld, k2, "unknown key 'modules.%s.%s' (path, config)", name, key);
+            }
+            if (rc)
+                return rc;
+        }
+        if (!has_path || !m->path[0])
+            return fail_at(ld, vn, "module '%s' needs a 'path' to its shared object", name);
+        m->kv_count = cfg->nkv - m->kv_first;
+        cfg->nmodules++;
+    }
+    return 0;
+}
+
+/* After the whole file: what one key says about another. */
+static int check_whole(struct loader *ld)
+{
+    struct pf_config *cfg = ld->cfg;
+    if (!cfg->routes_configured)
+        pf_config_default_routes(cfg);
+    for (uint32_t i = 0; i < cfg->nroutes; i++) {
+        struct pf_route_config *r = &cfg->routes[i];
+        if (cfg->metrics_enabled && !r->prefix && strcmp(r->path, cfg->metrics_path) == 0) {
+            /* Said where metrics.path was set, else at the route. */
+            yaml_node_t at = {.start_mark = ld->metrics_path_mark};
+            if (!ld->metrics_path_set)
+                at.start_mark = (yaml_mark_t){.line = r->line - 1, .column = r->column - 1};
+            return fail_at(ld, &at, "'metrics.path' cannot be %s: that route is taken",
+                           cfg->metrics_path);
+        }
+        if (r->kind != PF_HANDLER_MODULE)
+            continue;
+        uint32_t m = 0;
+        while (m < cfg->nmodules && strcmp(cfg->modules[m].name, ld->route_module[i]) != 0)
+            m++;
+        if (m == cfg->nmodules) {
+            yaml_node_t at = {.start_mark = ld->route_handler_mark[i]};
+            return fail_at(ld, &at, "handler '%s.%s': no module '%s' in 'modules'",
+                           ld->route_module[i], r->handler, ld->route_module[i]);
+        }
+        r->module = m;
+    }
     return 0;
 }
 
@@ -352,6 +728,10 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
     }
     if (k->type == T_LISTEN)
         return set_listen(ld, v);
+    if (k->type == T_ROUTES)
+        return set_routes(ld, k, v);
+    if (k->type == T_MODULES)
+        return set_modules(ld, v);
     if ((rc = need_scalar(ld, v, path, &s)))
         return rc;
 
@@ -399,9 +779,8 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
         if (s[0] != '/' || strlen(s) >= k->max || strpbrk(s, "?# \t"))
             return fail_at(ld, v, "'%s' must be a path like /metrics (at most %" PRIu64 " bytes)",
                            path, k->max - 1);
-        for (int r = 0; r < PF_ROUTE_COUNT; r++)
-            if (pf_routes[r].path && strcmp(s, pf_routes[r].path) == 0)
-                return fail_at(ld, v, "'%s' cannot be %s: that route is taken", path, s);
+        ld->metrics_path_mark = v->start_mark;
+        ld->metrics_path_set = true;
         strcpy(field, s);
         return 0;
     case T_ACCESS_FORMAT:
@@ -494,7 +873,7 @@ int pf_config_load_string(struct pf_config *cfg, const char *name, const char *t
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = -EINVAL;
-    struct loader ld = {&tmp, &doc, name, err, errlen};
+    struct loader ld = {.cfg = &tmp, .doc = &doc, .name = name, .err = err, .errlen = errlen};
 
     if (!yaml_parser_initialize(&parser)) {
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", name);
@@ -519,6 +898,10 @@ int pf_config_load_string(struct pf_config *cfg, const char *name, const char *t
     } else {
         rc = walk_mapping(&ld, root, top_keys, NULL);
     }
+    if (rc == 0)
+        rc = check_whole(&ld);
+    if (rc == 0)
+        snprintf(tmp.file, sizeof(tmp.file), "%s", name);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (rc == 0)

@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "preforkd/accesslog.h"
 #include "preforkd/log.h"
 
-void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_t now_ms)
+void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg,
+                  struct pf_handler_ctx *ctx, int64_t now_ms)
 {
     c->fd = fd;
     c->state = PF_CONN_OPEN;
@@ -25,20 +27,56 @@ void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_
     c->wpos = c->wlen = 0;
     c->ext = NULL;
     c->ext_len = c->ext_pos = 0;
+    c->file_fd = -1;
+    c->file_off = c->file_left = 0;
     c->peer[0] = '\0';
-    pf_http_init(&c->http, &cfg->limits);
+    pf_http_reuse(&c->http, &cfg->limits, pf_handlers_route, ctx);
     c->http.capture = cfg->access_format != PF_ACCESS_OFF;
 }
 
-void pf_conn_release(struct pf_conn *c)
+static void release_ext(struct pf_conn *c)
 {
     free(c->ext);
     c->ext = NULL;
 }
 
+static void release_file(struct pf_conn *c)
+{
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->file_fd = -1;
+    c->file_left = 0;
+}
+
+void pf_conn_release(struct pf_conn *c)
+{
+    release_ext(c);
+    release_file(c);
+    /* A large request body's buffer is not kept for the next connection. */
+    pf_http_trim(&c->http, 64 * 1024);
+}
+
 static bool has_output(const struct pf_conn *c)
 {
-    return c->wpos < c->wlen || c->ext;
+    return c->wpos < c->wlen || c->ext || c->file_fd >= 0;
+}
+
+/* A file body (static files): the kernel copies it from the page cache to the socket. */
+static ssize_t send_file(struct pf_conn *c)
+{
+    size_t chunk = c->file_left < (1u << 30) ? (size_t)c->file_left : (1u << 30);
+    ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, chunk);
+    if (n == 0) {
+        /* The file shrank under us: the promised length cannot be kept. */
+        errno = EIO;
+        return -1;
+    }
+    if (n > 0) {
+        c->file_left -= (uint64_t)n;
+        if (c->file_left == 0)
+            release_file(c);
+    }
+    return n;
 }
 
 /* Sends pending output. 0: all sent; 1: the socket is full (EPOLLOUT will say when to go
@@ -47,9 +85,21 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
 {
     while (has_output(c)) {
         ssize_t n;
-        if (!c->ext) {
-            /* The common case: plain send() is cheaper than sendmsg() for one buffer. */
-            n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+        bool file = c->wpos == c->wlen && !c->ext && c->file_fd >= 0;
+        if (file) {
+            n = send_file(c);
+            if (n > 0) {
+                c->last_ms = env->ctx->now_ms;
+                if (env->row)
+                    pf_count(&env->row->c.bytes_out, (uint64_t)n);
+                continue;
+            }
+        } else if (!c->ext) {
+            /* The common case: plain send() is cheaper than sendmsg() for one buffer.
+             * When a file follows, MSG_MORE lets the head share a segment with its
+             * first bytes (what nginx's tcp_nopush does with TCP_CORK). */
+            n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos,
+                     MSG_NOSIGNAL | (c->file_fd >= 0 ? MSG_MORE : 0));
         } else {
             struct iovec iov[2];
             int n_iov = 0;
@@ -70,7 +120,7 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
             if (c->ext) {
                 c->ext_pos += left;
                 if (c->ext_pos == c->ext_len)
-                    pf_conn_release(c);
+                    release_ext(c);
             }
         } else if (n < 0 && errno == EINTR) {
             continue;
@@ -84,7 +134,7 @@ static int flush(struct pf_conn *c, struct pf_conn_env *env)
     return 0;
 }
 
-static void count(struct pf_conn *c, struct pf_conn_env *env, enum pf_route route, uint16_t status,
+static void count(struct pf_conn *c, struct pf_conn_env *env, uint32_t route, uint16_t status,
                   uint64_t body_bytes)
 {
     env->requests++;
@@ -105,7 +155,7 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
         c->wlen += (uint32_t)out.len;
     c->closing = true;
     c->linger = true;
-    count(c, env, PF_ROUTE_NONE, status, 0);
+    count(c, env, PF_STAT_OTHER, status, 0);
 }
 
 /* Answers the request in c->http.req. */
@@ -115,12 +165,29 @@ static void answer_request(struct pf_conn *c, struct pf_conn_env *env)
     struct pf_buf out;
     pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
     struct pf_answer answer;
-    pf_handlers_respond(env->ctx, req, &out, &answer);
+    pf_handlers_respond(env->ctx, &c->http, (const struct sockaddr *)&c->peer_addr, c->peer_len,
+                        &out, &answer);
+    if (out.full) {
+        /* Only a body that could not be buffered anywhere: nothing of it is sent. */
+        free(answer.ext);
+        if (answer.file_fd >= 0)
+            close(answer.file_fd);
+        count(c, env, answer.stat, 500, 0);
+        c->closing = true;
+        return;
+    }
     c->wlen += (uint32_t)out.len;
     c->ext = answer.ext;
     c->ext_len = answer.ext_len;
     c->ext_pos = 0;
-    count(c, env, answer.route, answer.status, answer.body_bytes);
+    if (answer.file_fd >= 0) {
+        c->file_fd = answer.file_fd;
+        c->file_off = (off_t)answer.file_off;
+        c->file_left = answer.file_len;
+        if (c->file_left == 0)
+            release_file(c);
+    }
+    count(c, env, answer.stat, answer.status, answer.body_bytes);
     if (!req->keep_alive) {
         c->closing = true;
         /* Bytes after a "close" request are never read: drain them. */
@@ -159,7 +226,7 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
 {
     while (c->rpos < c->rlen && !c->closing) {
         /* Answers go out in order: nothing more until a large body has been sent. */
-        if (c->ext || PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
+        if (c->ext || c->file_fd >= 0 || PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
             return;
         size_t used;
         enum pf_http_result r = pf_http_feed(&c->http, c->rbuf + c->rpos, c->rlen - c->rpos, &used);

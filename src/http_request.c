@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct pf_http *self(llhttp_t *p)
@@ -197,9 +198,58 @@ static int on_message_begin(llhttp_t *p)
     h->header_bytes = 0;
     h->header_count = 0;
     h->body_bytes = 0;
-    h->raw_len = 0;
     h->has_version = false;
+    h->store_len = 0;
+    h->body_len = 0;
+    h->keep = 0;
+    h->in_field = false;
+    h->path_off = h->query_off = 0;
+    h->req.nfields = 0;
+    h->req.route = NULL;
+    h->req.path_len = h->req.query_len = 0;
     return 0;
+}
+
+/* Grows a reused buffer to hold need bytes (at most max): doubling, so a connection
+ * allocates a few times in its life, not per request. */
+static int grow(char **buf, uint64_t *cap, uint64_t need, uint64_t max)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > max)
+        return -1;
+    uint64_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    if (n > max)
+        n = max;
+    char *b = realloc(*buf, n);
+    if (!b)
+        return -1;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+static int store_put(struct pf_http *h, const char *at, size_t len)
+{
+    uint64_t cap = h->store_cap;
+    /* The target and the header block are each limited; the store never needs more. */
+    uint64_t max = (uint64_t)h->limits->request_line + h->limits->header_block + 1;
+    if (grow(&h->store, &cap, (uint64_t)h->store_len + len, max) < 0)
+        return fail(h, h->store_len + len > max ? 431 : 503);
+    h->store_cap = (uint32_t)cap;
+    memcpy(h->store + h->store_len, at, len);
+    h->store_len += (uint32_t)len;
+    return 0;
+}
+
+/* Points the request's views into the store (again after it may have moved). */
+static void set_views(struct pf_http *h)
+{
+    h->req.target = h->store;
+    h->req.path = h->store + h->path_off;
+    h->req.query = h->store + h->query_off;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
@@ -208,41 +258,68 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     h->target_len += (uint32_t)len;
     if (h->target_len > h->limits->request_line)
         return fail(h, 414);
-    size_t room = sizeof(h->raw) - h->raw_len;
-    size_t n = len < room ? len : room;
-    memcpy(h->raw + h->raw_len, at, n);
-    h->raw_len += (uint16_t)n;
-    return 0;
+    return store_put(h, at, len);
 }
 
-/* Turns the kept target into a routable path: absolute-form loses its scheme and
- * authority, and the query is dropped. */
-static void extract_path(struct pf_http *h)
+static enum pf_method method_of(uint8_t m)
 {
-    const char *s = h->raw;
-    size_t n = h->raw_len;
-    bool truncated = h->target_len > h->raw_len;
+    switch (m) {
+    case HTTP_GET:
+        return PF_METHOD_GET;
+    case HTTP_HEAD:
+        return PF_METHOD_HEAD;
+    case HTTP_OPTIONS:
+        return PF_METHOD_OPTIONS;
+    case HTTP_POST:
+        return PF_METHOD_POST;
+    case HTTP_PUT:
+        return PF_METHOD_PUT;
+    case HTTP_DELETE:
+        return PF_METHOD_DELETE;
+    case HTTP_PATCH:
+        return PF_METHOD_PATCH;
+    default:
+        return PF_METHOD_OTHER;
+    }
+}
+
+/* The target is complete: find the path (absolute-form loses its scheme and authority)
+ * and the query, then let the router decide what the request's handler reads. */
+static int on_url_complete(llhttp_t *p)
+{
+    struct pf_http *h = self(p);
+    const char *s = h->store;
+    uint32_t n = h->store_len, at = 0;
     if (n >= 7 && (strncmp(s, "http://", 7) == 0 || (n >= 8 && strncmp(s, "https://", 8) == 0))) {
-        size_t skip = s[4] == 's' ? 8 : 7;
+        uint32_t skip = s[4] == 's' ? 8 : 7;
         const char *slash = memchr(s + skip, '/', n - skip);
-        if (slash) {
-            n -= (size_t)(slash - s);
-            s = slash;
-        } else if (!truncated) {
-            s = "/";
-            n = 1;
+        const char *q = memchr(s + skip, '?', n - skip);
+        if (slash && (!q || slash < q)) {
+            at = (uint32_t)(slash - s);
         } else {
-            n = 0;
+            /* "http://host" or "http://host?q": the path is "/"; one byte of room is kept
+             * for it past the target (see store_put's max). */
+            if (store_put(h, "/", 1) < 0)
+                return -1;
+            h->path_off = h->store_len - 1;
+            h->req.path_len = 1;
+            h->query_off = q ? (uint32_t)(q - s) + 1 : 0;
+            h->req.query_len = q ? n - h->query_off : 0;
+            goto routed;
         }
     }
-    const char *q = memchr(s, '?', n);
-    if (q) {
-        n = (size_t)(q - s);
-        truncated = false;
-    }
-    h->req.path_truncated = truncated;
-    memmove(h->req.path, s, n);
-    h->req.path_len = (uint16_t)n;
+    h->path_off = at;
+    const char *q = memchr(s + at, '?', n - at);
+    h->req.path_len = q ? (uint32_t)(q - (s + at)) : n - at;
+    h->query_off = q ? (uint32_t)(q - s) + 1 : 0;
+    h->req.query_len = q ? n - h->query_off : 0;
+routed:
+    h->req.target_len = n;
+    h->req.method = method_of(p->method);
+    h->req.method_name = llhttp_method_name((llhttp_method_t)p->method);
+    set_views(h);
+    h->keep = h->route ? h->route(h->route_ctx, &h->req) : 0;
+    return 0;
 }
 
 /* A well-formed version other than 1.x ("HTTP/2.0", "HTTP/3.0") is 505, decided from the
@@ -275,6 +352,29 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         if (h->name_len < sizeof(h->name))
             h->name[h->name_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
+    if (!(h->keep & PF_HTTP_KEEP_FIELDS) || h->in_body)
+        return 0;
+    if (!h->in_field) {
+        /* A new field: one more span than limits.headers, so the 431 comes from the
+         * count, not from here. */
+        if (h->req.nfields == h->fields_cap) {
+            uint32_t cap = h->limits->headers + 1;
+            struct pf_http_span *f = realloc(h->fields, sizeof(*f) * cap);
+            if (!f)
+                return fail(h, 503);
+            h->fields = f;
+            h->fields_cap = cap;
+        }
+        if (h->req.nfields == h->fields_cap)
+            return fail(h, 431);
+        h->fields[h->req.nfields++] =
+            (struct pf_http_span){.name_off = h->store_len, .value_off = h->store_len};
+        h->in_field = true;
+    }
+    if (store_put(h, at, len) < 0)
+        return -1;
+    h->fields[h->req.nfields - 1].name_len += (uint32_t)len;
+    h->fields[h->req.nfields - 1].value_off = h->store_len;
     return 0;
 }
 
@@ -321,6 +421,7 @@ static int on_header_field_complete(llhttp_t *p)
         h->capture_len = &h->user_agent_len;
     }
     h->name_len = 0;
+    h->in_field = false;
     /* ": " and CRLF count too, as they do for every server's header buffer. */
     h->header_bytes += 4;
     if (++h->header_count > h->limits->headers || h->header_bytes > h->limits->header_block)
@@ -350,6 +451,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     default:
         break;
     }
+    if ((h->keep & PF_HTTP_KEEP_FIELDS) && !h->in_body && h->req.nfields) {
+        if (store_put(h, at, len) < 0)
+            return -1;
+        h->fields[h->req.nfields - 1].value_len += (uint32_t)len;
+    }
     if (h->capture_into) {
         size_t room = sizeof(h->referer) - *h->capture_len;
         size_t n = len < room ? len : room;
@@ -368,6 +474,13 @@ static int on_header_value_complete(llhttp_t *p)
         return fail(h, 400);
     if (h->field == PF_FIELD_EXPECT)
         expect_element_end(h);
+    if ((h->keep & PF_HTTP_KEEP_FIELDS) && !h->in_body && h->req.nfields) {
+        /* Field values exclude trailing whitespace (RFC 9110 5.5); llhttp keeps it. */
+        struct pf_http_span *f = &h->fields[h->req.nfields - 1];
+        while (f->value_len && (h->store[f->value_off + f->value_len - 1] == ' ' ||
+                                h->store[f->value_off + f->value_len - 1] == '\t'))
+            f->value_len--;
+    }
     return 0;
 }
 
@@ -394,22 +507,10 @@ static int on_headers_complete(llhttp_t *p)
         return fail(h, 413);
     /* The asterisk-form is "*" alone, and only OPTIONS takes it (RFC 9112 3.2.4); llhttp
      * takes it with any method and "*x" as well. */
-    if (h->target_len >= 1 && h->raw[0] == '*' && (h->target_len != 1 || p->method != HTTP_OPTIONS))
+    if (h->target_len >= 1 && h->store[0] == '*' &&
+        (h->target_len != 1 || p->method != HTTP_OPTIONS))
         return fail(h, 400);
-    extract_path(h);
-    switch (p->method) {
-    case HTTP_GET:
-        h->req.method = PF_METHOD_GET;
-        break;
-    case HTTP_HEAD:
-        h->req.method = PF_METHOD_HEAD;
-        break;
-    case HTTP_OPTIONS:
-        h->req.method = PF_METHOD_OPTIONS;
-        break;
-    default:
-        h->req.method = PF_METHOD_OTHER;
-    }
+    set_views(h);
     /* A later HTTP/1.x minor version is answered as 1.1, the highest this server speaks
      * (RFC 9110 2.5). */
     h->req.http_minor = p->http_minor > 1 ? 1 : p->http_minor;
@@ -444,10 +545,22 @@ static int on_chunk_header(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    (void)at;
     struct pf_http *h = self(p);
     h->body_bytes += len;
-    return h->body_bytes > h->limits->body ? fail(h, 413) : 0;
+    if (h->body_bytes > h->limits->body)
+        return fail(h, 413);
+    if (!(h->keep & PF_HTTP_KEEP_BODY))
+        return 0;
+    /* A declared length is allocated at once; a chunked body grows by doubling. */
+    uint64_t want = h->body_len + len;
+    if ((p->flags & F_CONTENT_LENGTH) && h->body_len == 0)
+        want = h->body_len + len + p->content_length;
+    if (grow(&h->body, &h->body_cap, want, h->limits->body ? h->limits->body : 1) < 0 &&
+        grow(&h->body, &h->body_cap, h->body_len + len, h->limits->body) < 0)
+        return fail(h, 503);
+    memcpy(h->body + h->body_len, at, len);
+    h->body_len += len;
+    return 0;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -465,6 +578,7 @@ static void scan_reset(struct pf_http *h);
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_url_complete = on_url_complete,
     .on_version = on_version,
     .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
@@ -477,9 +591,29 @@ static const llhttp_settings_t settings = {
     .on_message_complete = on_message_complete,
 };
 
-void pf_http_init(struct pf_http *h, const struct pf_limits *limits)
+void pf_http_init(struct pf_http *h, const struct pf_limits *limits, pf_http_route_fn route,
+                  void *route_ctx)
 {
     memset(h, 0, sizeof(*h));
+    pf_http_reuse(h, limits, route, route_ctx);
+}
+
+void pf_http_reuse(struct pf_http *h, const struct pf_limits *limits, pf_http_route_fn route,
+                   void *route_ctx)
+{
+    char *store = h->store, *body = h->body;
+    uint32_t store_cap = h->store_cap, fields_cap = h->fields_cap;
+    uint64_t body_cap = h->body_cap;
+    struct pf_http_span *fields = h->fields;
+    memset(h, 0, sizeof(*h));
+    h->store = store;
+    h->store_cap = store_cap;
+    h->fields = fields;
+    h->fields_cap = fields_cap;
+    h->body = body;
+    h->body_cap = body_cap;
+    h->route = route;
+    h->route_ctx = route_ctx;
     h->limits = limits;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     /* llhttp 8 takes only 1.0 and 1.1 of HTTP/1.x, but a 1.x server must take any 1.x
@@ -488,6 +622,37 @@ void pf_http_init(struct pf_http *h, const struct pf_limits *limits)
     h->parser.lenient_flags |= LENIENT_VERSION;
     h->parser.data = h;
     scan_reset(h);
+}
+
+void pf_http_free(struct pf_http *h)
+{
+    free(h->store);
+    free(h->fields);
+    free(h->body);
+    h->store = h->body = NULL;
+    h->fields = NULL;
+    h->store_cap = h->fields_cap = 0;
+    h->body_cap = 0;
+}
+
+void pf_http_trim(struct pf_http *h, uint64_t keep)
+{
+    if (h->body_cap > keep) {
+        free(h->body);
+        h->body = NULL;
+        h->body_cap = 0;
+    }
+}
+
+void pf_http_field(const struct pf_http *h, uint32_t i, const char **name, uint32_t *name_len,
+                   const char **value, uint32_t *value_len)
+{
+    assert(i < h->req.nfields);
+    const struct pf_http_span *f = &h->fields[i];
+    *name = h->store + f->name_off;
+    *name_len = f->name_len;
+    *value = h->store + f->value_off;
+    *value_len = f->value_len;
 }
 
 static uint16_t status_for(llhttp_errno_t e)

@@ -10,6 +10,7 @@
 #include "preforkd/cpu.h"
 #include "preforkd/env.h"
 #include "preforkd/log.h"
+#include "preforkd/modules.h"
 #include "preforkd/primary.h"
 #include "preforkd/status.h"
 #include "preforkd/version.h"
@@ -106,6 +107,12 @@ int main(int argc, char **argv)
         cfg.workers_mode = w.workers_mode;
         cfg.workers = w.workers;
         override = pf_config_worker_count(&cfg);
+    }
+    /* Modules load in a child first: a file that names a missing or broken module fails
+     * here, with the entry's line and column, before anything is bound. */
+    if (cfg.nmodules && pf_modules_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
     }
     if (test_only) {
         printf("%s: configuration is valid (%u workers)\n", path ? path : "(built-in defaults)",

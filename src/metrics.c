@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "preforkd/buf.h"
+#include "preforkd/router.h"
 
 static const char *const state_names[] = {"free", "starting", "serving", "draining"};
 
@@ -205,11 +206,15 @@ static uint64_t service_value(enum pf_metric m, const struct pf_scoreboard_clust
     }
 }
 
-static void render_requests(struct pf_buf *o, uint32_t nslots, const struct slot_view *views)
+static void render_requests(struct pf_buf *o, const struct pf_config *cfg, uint32_t nslots,
+                            const struct slot_view *views)
 {
     family(o, PF_M_REQUESTS);
     for (uint32_t s = 0; s < nslots; s++) {
         for (int r = 0; r < PF_STAT_ROUTES; r++) {
+            /* Rows of routes this configuration does not have stay out. */
+            if ((uint32_t)r >= cfg->nroutes && r < PF_STAT_METRICS)
+                continue;
             for (int k = 0; k < PF_STAT_CLASSES; k++) {
                 /* Every 2xx series always, the rest once they happened. */
                 if (!views[s].requests[r][k] && k != 1)
@@ -217,7 +222,7 @@ static void render_requests(struct pf_buf *o, uint32_t nslots, const struct slot
                 pf_buf_put_lit(o, "preforkd_requests_total{worker=\"");
                 pf_buf_put_u64(o, s);
                 pf_buf_put_lit(o, "\",route=\"");
-                pf_buf_put_str(o, pf_routes[r].label);
+                pf_buf_put_str(o, pf_router_stat_label(cfg, (uint32_t)r));
                 pf_buf_put_lit(o, "\",code=\"");
                 pf_buf_put_u64(o, (uint64_t)k + 1);
                 pf_buf_put_lit(o, "xx\"} ");
@@ -248,13 +253,13 @@ static void render_info(struct pf_buf *o, uint32_t nslots, const struct slot_vie
     }
 }
 
-static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf *o, uint32_t nslots,
-                   struct slot_view *views)
+static void render(const struct pf_scoreboard *b, const struct pf_config *cfg, int64_t now_ms,
+                   struct pf_buf *o, uint32_t nslots, struct slot_view *views)
 {
     const struct pf_scoreboard_cluster *cl = b->cluster;
     for (int m = 0; m < PF_METRIC_COUNT; m++) {
         if (m == PF_M_REQUESTS) {
-            render_requests(o, nslots, views);
+            render_requests(o, cfg, nslots, views);
         } else if (m == PF_M_WORKER_INFO) {
             render_info(o, nslots, views);
         } else if (pf_metric_families[m].per_slot) {
@@ -272,8 +277,17 @@ static void render(const struct pf_scoreboard *b, int64_t now_ms, struct pf_buf 
     }
 }
 
-int pf_metrics_render(const struct pf_scoreboard *b, int64_t now_ms, char **out, size_t *len)
+int pf_metrics_render(const struct pf_scoreboard *b, const struct pf_config *cfg,
+                      const struct pf_counters_region *counters, int64_t now_ms, char **out,
+                      size_t *len)
 {
+    static struct pf_config defaults;
+    if (!cfg) {
+        /* Tests render without a daemon's configuration: the built-in routes' labels. */
+        if (!defaults.nroutes)
+            pf_config_defaults(&defaults);
+        cfg = &defaults;
+    }
     /* Slots shown: the configured ones, and any higher slot still draining. */
     uint32_t nslots = atomic_load(&b->cluster->configured);
     for (uint32_t i = 0; i < b->nrows; i++)
@@ -295,7 +309,9 @@ int pf_metrics_render(const struct pf_scoreboard *b, int64_t now_ms, char **out,
         }
         struct pf_buf o;
         pf_buf_init(&o, mem, cap);
-        render(b, now_ms, &o, nslots, views);
+        render(b, cfg, now_ms, &o, nslots, views);
+        if (counters)
+            pf_counters_render(counters, &o);
         if (!o.full) {
             *out = mem;
             *len = o.len;

@@ -36,6 +36,9 @@ struct primary {
     struct pf_generations gens;
     struct pf_proctable table;
     struct pf_scoreboard *scoreboard;
+    /* The module API's shared counters: made before any fork, kept across every worker's
+     * life and every reload. */
+    struct pf_counters_region *counters;
     int sigfd;
     pid_t pid;
     int64_t last_tick_ms;
@@ -52,6 +55,7 @@ struct primary {
     /* `preforkd reload` commands waiting for the outcome of the reload in progress. */
     pid_t waiters[MAX_WAITERS];
     size_t nwaiters;
+    uint32_t done_pending; /* a promoted generation whose waiters are not answered yet */
     char last_status[200];
 #ifdef PF_FAULT_INJECTION
     bool fault_poll, fault_armed;
@@ -153,6 +157,22 @@ static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t
     notify(p, "READY=1");
 }
 
+/* Answers the waiters of a promoted reload once every older worker has let go of the
+ * listening sockets (its scoreboard row says draining) or exited. */
+static void answer_when_old_let_go(struct primary *p)
+{
+    if (!p->done_pending)
+        return;
+    for (size_t i = 0; i < p->table.nprocs; i++) {
+        const struct pf_proc *w = &p->table.procs[i];
+        if (w->pid && w->gen != p->done_pending &&
+            atomic_load(&p->scoreboard->rows[w->row].state) != PF_WSTATE_DRAINING)
+            return;
+    }
+    answer_waiters(p, PF_CONTROL_DONE, p->done_pending);
+    p->done_pending = 0;
+}
+
 /* ---- performing the table's actions ---------------------------------------------------- */
 
 static int spawn(struct primary *p, uint32_t slot, int64_t now)
@@ -192,6 +212,7 @@ static int spawn(struct primary *p, uint32_t slot, int64_t now)
                          .slot = slot,
                          .scoreboard = p->scoreboard,
                          .row = row,
+                         .counters = p->counters,
                          .primary = p->pid,
                          .close_fds = close_fds,
                          .nclose = k};
@@ -322,7 +343,10 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
                     "draining",
                     a->gen, (unsigned long long)a->value, draining, draining == 1 ? "" : "s");
         notify(p, "READY=1");
-        answer_waiters(p, PF_CONTROL_DONE, a->gen);
+        /* `preforkd reload` hears of it once the old workers no longer take connections
+         * (see answer_when_old_let_go): only then does every new request meet the new
+         * configuration. */
+        p->done_pending = a->gen;
         break;
     }
     case PF_ACT_ABANDONED:
@@ -444,6 +468,14 @@ static void reap(struct primary *p)
                      strsignal(WTERMSIG(status)));
         else
             snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+        /* A module handler it died in is named, so the log points at the code. */
+        uint32_t in_route = atomic_load(&p->scoreboard->rows[w->row].in_route);
+        const struct pf_generation *wg = pf_generations_find(&p->gens, w->gen);
+        if (in_route && wg && in_route - 1 < wg->cfg->nroutes) {
+            const struct pf_route_config *rc = &wg->cfg->routes[in_route - 1];
+            pf_log_error("worker slot %u pid %d %s in route %s (handler %s.%s)", w->slot, (int)pid,
+                         how, rc->path, wg->cfg->modules[rc->module].name, rc->handler);
+        }
         if (w->ipc_fd >= 0)
             close(w->ipc_fd);
         /* Its counters live on in the slot's, so /metrics never goes backwards. */
@@ -532,6 +564,11 @@ static void read_signals(struct primary *p)
             break;
         case SIGHUP: {
             bool asked = si.ssi_code == SI_QUEUE && si.ssi_int == PF_CONTROL_ASK;
+            if (p->done_pending) {
+                /* The previous reload is complete; its waiters need not wait for this. */
+                answer_waiters(p, PF_CONTROL_DONE, p->done_pending);
+                p->done_pending = 0;
+            }
             if (asked && p->nwaiters < MAX_WAITERS)
                 p->waiters[p->nwaiters++] = (pid_t)si.ssi_pid;
             if (p->table.stopping) {
@@ -649,7 +686,10 @@ static int supervise(struct primary *p)
         } while (n == ACTIONS);
         if (p->table.stopping && !pf_proctable_count(&p->table, 0, true))
             break;
+        answer_when_old_let_go(p);
         int64_t timeout = 1000 - (now - p->last_tick_ms);
+        if (p->done_pending && timeout > 10)
+            timeout = 10; /* nothing wakes the primary when a worker starts draining */
         int64_t next = pf_proctable_next_ms(&p->table, now);
         if (next < timeout)
             timeout = next;
@@ -751,6 +791,11 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         pf_log_error("out of memory for %u worker slots", nworkers);
         goto fail;
     }
+    int crc = pf_counters_new(&p.counters, PF_COUNTERS_DEFAULT_CAPACITY);
+    if (crc < 0) {
+        pf_log_error("cannot make the shared counters: %s", strerror(-crc));
+        goto fail;
+    }
     /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
     if (pf_scoreboard_new(&p.scoreboard, 2 * PF_MAX_WORKERS + 64) < 0) {
         pf_log_error("cannot map the scoreboard");
@@ -788,6 +833,7 @@ fail:
     pf_generations_free(&p.gens);
     pf_proctable_free(&p.table);
     pf_scoreboard_free(&p.scoreboard);
+    pf_counters_free(&p.counters);
     close(p.sigfd);
     return status;
 }

@@ -50,6 +50,7 @@ int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, u
         atomic_store(&e->connections, 0);
         atomic_store(&e->rss, 0);
         atomic_store(&e->rps, 0);
+        atomic_store(&e->in_route, 0);
         memset(&e->c, 0, sizeof(e->c));
         atomic_store(&e->pid, pid);
         atomic_store(&e->state, PF_WSTATE_STARTING);

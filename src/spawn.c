@@ -83,7 +83,7 @@ pid_t pf_spawn_worker(const struct pf_spawn *s, int *ipc_fd)
         if (getppid() != s->primary)
             _exit(1);
         _exit(pf_worker_run(s->cfg, s->slot, s->ls, sv[1], s->scoreboard,
-                            &s->scoreboard->rows[s->row]));
+                            &s->scoreboard->rows[s->row], s->counters));
     }
     close(sv[1]);
     *ipc_fd = sv[0];

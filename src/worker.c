@@ -21,6 +21,9 @@
 #include "preforkd/cpu.h"
 #include "preforkd/handlers.h"
 #include "preforkd/ipc.h"
+#include "preforkd/mime.h"
+#include "preforkd/modules.h"
+#include "preforkd/static_route.h"
 #include "preforkd/privdrop.h"
 #include "preforkd/procfs.h"
 #include "preforkd/log.h"
@@ -57,6 +60,11 @@ struct worker {
     struct pf_conn **batches; /* every pool allocation, freed when the worker ends */
     size_t nbatches;
     struct pf_handler_ctx ctx;
+    struct pf_router router;
+    struct pf_modules modules;
+    struct pf_mime mime;
+    bool mime_loaded;
+    struct pf_static_route statics[PF_MAX_ROUTES];
     struct pf_conn_env env;
     struct pf_scoreboard_row *row; /* this worker's row in the scoreboard */
     bool reopen_log;
@@ -84,7 +92,8 @@ static struct pf_conn *conn_get(struct worker *w)
         if (!list)
             return NULL;
         w->batches = list;
-        struct pf_conn *batch = malloc(sizeof(struct pf_conn) * CONN_BATCH);
+        /* Zeroed: a connection's parser buffers start empty and are reused after. */
+        struct pf_conn *batch = calloc(CONN_BATCH, sizeof(struct pf_conn));
         if (!batch)
             return NULL;
         w->batches[w->nbatches++] = batch;
@@ -156,18 +165,14 @@ static void reject_full(struct worker *w, int fd)
     close(fd);
 }
 
-/* The client's address, for the access log only: one getpeername per connection. */
-static void peer_text(int fd, char *out, size_t cap)
+/* The client's address as text, for the access log. */
+static void peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
     out[0] = '\0';
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
 }
 
 static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
@@ -179,7 +184,9 @@ static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
 static void accept_ready(struct worker *w, int lfd)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                 continue;
@@ -212,11 +219,13 @@ static void accept_ready(struct worker *w, int lfd)
             close(fd);
             continue;
         }
-        pf_conn_init(c, fd, w->cfg, w->ctx.now_ms);
+        pf_conn_init(c, fd, w->cfg, &w->ctx, w->ctx.now_ms);
+        c->peer_addr = peer;
+        c->peer_len = peer_len;
         pf_count(&w->row->c.accepted, 1);
         atomic_store_explicit(&w->row->connections, w->nconns, memory_order_relaxed);
         if (w->access_log)
-            peer_text(fd, c->peer, sizeof(c->peer));
+            peer_text(&c->peer_addr, c->peer, sizeof(c->peer));
         /* Registered once for both directions, edge-triggered: the hot path never
          * calls epoll_ctl again. */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -350,6 +359,41 @@ static void tick(struct worker *w)
     }
 }
 
+/* Opens every static route's root, with the media types loaded once for all of them. */
+static int worker_static_routes(struct worker *w, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < w->router.n; i++) {
+        struct pf_route *rt = &w->router.routes[i];
+        if (rt->kind != PF_HANDLER_STATIC)
+            continue;
+        if (!w->mime_loaded) {
+            int mrc = pf_mime_load(&w->mime, NULL);
+            if (mrc < 0)
+                pf_log_info("no %s (%s): the built-in media types serve", PF_MIME_TYPES_PATH,
+                            strerror(-mrc));
+            w->mime_loaded = true;
+        }
+        struct pf_static_route *s = &w->statics[rt->stat];
+        int rc = pf_static_route_open(s, rt->cfg, &w->mime, err, errlen);
+        if (rc < 0)
+            return rc;
+        rt->fn = pf_static_route_handle;
+        rt->state = s;
+    }
+    return 0;
+}
+
+static void worker_free_routes(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->router.n; i++)
+        if (w->router.routes[i].kind == PF_HANDLER_STATIC &&
+            w->router.routes[i].state == &w->statics[w->router.routes[i].stat])
+            pf_static_route_close(&w->statics[w->router.routes[i].stat]);
+    if (w->mime_loaded)
+        pf_mime_free(&w->mime);
+    w->mime_loaded = false;
+}
+
 static void refresh_clock(struct worker *w)
 {
     struct timespec wall;
@@ -410,7 +454,8 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
 }
 
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row)
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row,
+                  struct pf_counters_region *counters)
 {
     int listen_fds[PF_MAX_LISTEN];
     size_t nlisten = pf_listeners_for_slot(ls, slot, listen_fds);
@@ -450,8 +495,53 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
                         cfg->heavy_iterations);
     w.ctx.scoreboard = scoreboard;
     w.ctx.row = row;
-    w.ctx.metrics_path = cfg->metrics_enabled ? cfg->metrics_path : NULL;
     w.ctx.fail_when_degraded = cfg->health_fail_when_degraded;
+    w.ctx.cfg = cfg;
+    w.ctx.slot = slot;
+    pf_router_init(&w.router, cfg);
+    w.ctx.router = &w.router;
+    w.ctx.counters = counters;
+    /* The module API's pf_counter() finds the region here; so does the count route. */
+    pf_counters_set_current(counters);
+    for (uint32_t i = 0; i < w.router.n; i++) {
+        struct pf_route *rt = &w.router.routes[i];
+        rt->fn = pf_handlers_builtin(rt->kind);
+        rt->keep = pf_handlers_builtin_keep(rt->kind);
+    }
+    /* After the privilege drop: a module runs as the worker's user from its first
+     * instruction. A module that does not load or init ends this worker before it
+     * serves; in a reload, that abandons the new generation. */
+    for (uint32_t i = 0; i < w.router.n; i++) {
+        struct pf_route *rt = &w.router.routes[i];
+        if (rt->kind == PF_HANDLER_COUNT && !(rt->state = pf_counter(rt->cfg->counter))) {
+            pf_log_error("route %s: no shared counter '%s' (the region is full)", rt->path,
+                         rt->cfg->counter);
+            pf_handler_ctx_free(&w.ctx);
+            return PF_WORKER_EXIT_MODULE;
+        }
+    }
+    char merr[1024];
+    if (worker_static_routes(&w, merr, sizeof(merr)) < 0) {
+        pf_log_error("%s", merr);
+        worker_free_routes(&w);
+        pf_handler_ctx_free(&w.ctx);
+        return PF_WORKER_EXIT_MODULE;
+    }
+    if (pf_modules_load(&w.modules, cfg, &w.router, merr, sizeof(merr)) < 0) {
+        pf_log_error("%s", merr);
+        pf_handler_ctx_free(&w.ctx);
+        return PF_WORKER_EXIT_MODULE;
+    }
+    for (uint32_t i = 0; i < w.router.n; i++) {
+        if (!w.router.routes[i].fn) {
+            pf_log_error("route %s: handler '%s' is not available in this build",
+                         w.router.routes[i].path, pf_config_handler_name(w.router.routes[i].kind));
+            pf_modules_unload(&w.modules);
+            worker_free_routes(&w);
+            pf_handler_ctx_free(&w.ctx);
+            return PF_WORKER_EXIT_MODULE;
+        }
+    }
     w.env.row = row;
     if (cfg->access_format != PF_ACCESS_OFF) {
         int arc = pf_access_log_open(&w.access_log, cfg->access_format, cfg->access_path, slot);
@@ -530,9 +620,15 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     pf_log_debug("exiting after %llu requests", (unsigned long long)w.env.requests);
     while (w.live)
         conn_close(&w, w.live);
-    for (size_t i = 0; i < w.nbatches; i++)
+    for (size_t i = 0; i < w.nbatches; i++) {
+        for (int k = 0; k < CONN_BATCH; k++)
+            pf_http_free(&w.batches[i][k].http);
         free(w.batches[i]);
+    }
     free(w.batches);
+    pf_modules_unload(&w.modules);
+    worker_free_routes(&w);
+    pf_handler_ctx_free(&w.ctx);
     free(w.cover_src);
     free(w.covering);
     pf_access_log_free(&w.access_log);

@@ -9,8 +9,11 @@
 #include "preforkd/log.h"
 #include "preforkd/paths.h" /* PF_DEFAULT_CONFIG */
 
-#define PF_MAX_LISTEN  16
-#define PF_MAX_WORKERS 1024
+#define PF_MAX_LISTEN    16
+#define PF_MAX_WORKERS   1024
+#define PF_MAX_ROUTES    64
+#define PF_MAX_MODULES   16
+#define PF_MAX_MODULE_KV 256
 
 enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FIXED };
 enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
@@ -28,6 +31,45 @@ struct pf_limits {
     uint32_t headers;      /* number of header fields; over it: 431 */
     uint64_t body;         /* request body bytes; over it: 413 */
     uint32_t connections;  /* open connections per worker */
+};
+
+/* What a route runs: a built-in handler, or a module's. */
+enum pf_handler_kind {
+    PF_HANDLER_SUM,
+    PF_HANDLER_HEALTH,
+    PF_HANDLER_HEAVY,
+    PF_HANDLER_METRICS,
+    PF_HANDLER_STATIC,
+    PF_HANDLER_COUNT,
+    PF_HANDLER_MODULE,
+    PF_HANDLER_KINDS
+};
+
+/* One entry of `routes:`. */
+struct pf_route_config {
+    char path[256];
+    bool prefix;      /* a path ending in '/' (other than "/" itself) */
+    unsigned methods; /* 1 << enum pf_method; default GET and HEAD */
+    enum pf_handler_kind kind;
+    uint32_t module;       /* PF_HANDLER_MODULE: index into modules[] */
+    char handler[64];      /* PF_HANDLER_MODULE: the handler's name in the module */
+    char root[256];        /* static: the directory served */
+    char index[64];        /* static: the file a directory answers with ("" none) */
+    char counter[64];      /* count: the shared counter's name (default "count") */
+    uint32_t line, column; /* in the file: errors found when a module loads name it */
+};
+
+/* One entry of `modules:`, and its free-form `config:` map, flattened into module_kv. */
+struct pf_module_config_entry {
+    char name[32];
+    char path[256];
+    uint32_t kv_first, kv_count;
+    uint32_t line, column;
+};
+
+struct pf_kv {
+    char key[64];
+    char value[192];
 };
 
 struct pf_config {
@@ -61,11 +103,27 @@ struct pf_config {
     struct pf_limits limits;
     uint64_t sum_iterations;
     uint64_t heavy_iterations;
+    /* `routes:` as a list; without it (routes_configured false) the seed's routes: / sum,
+     * /health, /heavy. The metrics route is metrics.path either way. */
+    bool routes_configured;
+    uint32_t nroutes;
+    struct pf_route_config routes[PF_MAX_ROUTES];
+    uint32_t nmodules;
+    struct pf_module_config_entry modules[PF_MAX_MODULES];
+    uint32_t nkv;
+    struct pf_kv module_kv[PF_MAX_MODULE_KV];
+    char file[256]; /* the file it was loaded from, for messages ("" built-in) */
     enum pf_log_level log_level;
 };
 
 /* Fills cfg with the documented defaults. */
 void pf_config_defaults(struct pf_config *cfg);
+/* The seed's routes (/, /health, /heavy), which a file without `routes:` serves. */
+void pf_config_default_routes(struct pf_config *cfg);
+/* "sum", "static", ...; "module" for a module's handler. */
+const char *pf_config_handler_name(enum pf_handler_kind kind);
+/* A shared counter's name: 1 to 63 of [a-zA-Z0-9_.-]. */
+bool pf_config_valid_counter_name(const char *name);
 
 /* Loads and validates a YAML file over the defaults. On failure returns a negative errno
  * and writes "FILE:LINE:COLUMN: message" into err. */

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "preforkd/config.h"
 #include "preforkd/handlers.h"
@@ -50,7 +52,12 @@ struct pf_conn {
     uint32_t wpos, wlen;
     char *ext; /* a large body (/metrics) to send after wbuf, then free */
     size_t ext_len, ext_pos;
-    char peer[48]; /* client address, kept only for the access log */
+    int file_fd; /* a file body (static files) to sendfile after wbuf, then close */
+    off_t file_off;
+    uint64_t file_left;
+    struct sockaddr_storage peer_addr; /* the client, from accept4 */
+    socklen_t peer_len;
+    char peer[48]; /* client address as text, kept only for the access log */
     struct pf_http http;
     char rbuf[PF_CONN_RBUF];
     char wbuf[PF_CONN_WBUF];
@@ -63,7 +70,8 @@ _Static_assert(PF_CONN_WBUF >= 2 * PF_RESPONSE_MAX, "the output buffer holds two
 
 enum pf_conn_verdict { PF_CONN_KEEP, PF_CONN_CLOSE };
 
-void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg, int64_t now_ms);
+void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg,
+                  struct pf_handler_ctx *ctx, int64_t now_ms);
 /* Handles epoll events (EPOLLIN/OUT/RDHUP/ERR/HUP) for the connection. */
 enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struct pf_conn_env *env);
 /* Called about once a second: applies the keep-alive, request-head, send and linger

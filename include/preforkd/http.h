@@ -8,19 +8,49 @@
 
 #include "preforkd/config.h"
 
-/* Only the first bytes of the target are kept: enough to route, and any longer path is
- * unknown anyway. Its full length is still counted against limits.request_line. */
-#define PF_HTTP_PATH_MAX 64
+enum pf_method {
+    PF_METHOD_GET,
+    PF_METHOD_HEAD,
+    PF_METHOD_OPTIONS,
+    PF_METHOD_POST,
+    PF_METHOD_PUT,
+    PF_METHOD_DELETE,
+    PF_METHOD_PATCH,
+    PF_METHOD_OTHER, /* any other method llhttp knows */
+    PF_METHOD_COUNT
+};
 
-enum pf_method { PF_METHOD_GET, PF_METHOD_HEAD, PF_METHOD_OPTIONS, PF_METHOD_OTHER };
-
+/* A request as the router and the handlers see it. The views point into the parser's
+ * store and stay valid until the next request starts on the connection. */
 struct pf_request {
     enum pf_method method;
     uint8_t http_minor; /* major is always 1 by the time a request is complete */
     bool keep_alive;
-    bool path_truncated;
-    uint16_t path_len;
-    char path[PF_HTTP_PATH_MAX]; /* request target up to '?', origin-form; or "*" */
+    const char *method_name; /* "GET", as llhttp names it */
+    const char *target;      /* the request-target as sent */
+    uint32_t target_len;
+    const char *path; /* origin-form path up to '?' (absolute-form: its path part), or "*" */
+    uint32_t path_len;
+    const char *query; /* after '?', as sent */
+    uint32_t query_len;
+    uint32_t nfields; /* header fields kept (when the route asked for them) */
+    /* What the route callback decided: a route, its status (200, 404, 405) and the
+     * methods to advertise. */
+    const void *route;
+    uint16_t route_status;
+    unsigned route_allow;
+};
+
+/* Called once the request-target is complete (the method is known too): routes the
+ * request (setting req->route) and returns what its handler will read, so that the
+ * parser keeps only that. */
+enum { PF_HTTP_KEEP_FIELDS = 1 << 0, PF_HTTP_KEEP_BODY = 1 << 1 };
+typedef unsigned (*pf_http_route_fn)(void *ctx, struct pf_request *req);
+
+/* Where a kept header field lies in the store. */
+struct pf_http_span {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
 };
 
 enum pf_http_result {
@@ -44,8 +74,20 @@ struct pf_http {
     bool in_message;
     bool in_body; /* the head is complete; the body (if any) is being read */
     struct pf_request req;
-    uint16_t raw_len;
-    char raw[PF_HTTP_PATH_MAX];
+    /* The request's bytes for its handler, in buffers the connection reuses (they grow
+     * to the limits at most, and are not freed between requests): the target, then the
+     * header fields when kept; the body when kept. */
+    char *store;
+    uint32_t store_len, store_cap;
+    struct pf_http_span *fields;
+    uint32_t fields_cap;
+    char *body;
+    uint64_t body_len, body_cap;
+    unsigned keep; /* PF_HTTP_KEEP_* for the request being read */
+    bool in_field; /* the last header callback was a value: the next name is a new field */
+    uint32_t path_off, query_off;
+    pf_http_route_fn route;
+    void *route_ctx;
     /* Framing rules llhttp leaves to us (RFC 9112: one request, one meaning). */
     uint8_t host_count;
     uint8_t te_count;
@@ -85,7 +127,21 @@ struct pf_http {
     char user_agent[120];
 };
 
-void pf_http_init(struct pf_http *h, const struct pf_limits *limits);
+/* Starts a parser. route (may be NULL: nothing is kept beyond the target) is called for
+ * every request once its target is complete. The parser's buffers are freed by
+ * pf_http_free. */
+void pf_http_init(struct pf_http *h, const struct pf_limits *limits, pf_http_route_fn route,
+                  void *route_ctx);
+/* The same for a new connection on a parser used before: its buffers are reused. */
+void pf_http_reuse(struct pf_http *h, const struct pf_limits *limits, pf_http_route_fn route,
+                   void *route_ctx);
+/* Frees the reused buffers (when the connection's memory is given back). */
+void pf_http_free(struct pf_http *h);
+/* Gives back a kept body buffer larger than keep bytes (between connections). */
+void pf_http_trim(struct pf_http *h, uint64_t keep);
+/* A kept header field, i < req.nfields. */
+void pf_http_field(const struct pf_http *h, uint32_t i, const char **name, uint32_t *name_len,
+                   const char **value, uint32_t *value_len);
 
 /* Parses up to one request from data. *used says how many bytes were consumed: on
  * PF_HTTP_REQUEST the bytes up to the end of that request, so the caller feeds the rest

@@ -5,13 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "preforkd/counters.h"
 #include "preforkd/scoreboard.h"
 
-/* Renders the scoreboard in Prometheus' text exposition format (version 0.0.4): per
- * worker slot (label worker="N", counters of exited workers folded in so they never go
- * back) and for the whole service. *out is malloc'd; the caller frees it. Returns 0 or
- * negative errno. */
-int pf_metrics_render(const struct pf_scoreboard *scoreboard, int64_t now_ms, char **out,
+/* Renders the scoreboard (route labels from cfg; NULL: the built-in routes) in Prometheus' text
+ * exposition format (version 0.0.4): per worker slot (label worker="N", counters of exited workers
+ * folded in so they never go back) and for the whole service. *out is malloc'd; the caller frees
+ * it. Returns 0 or negative errno. */
+int pf_metrics_render(const struct pf_scoreboard *scoreboard, const struct pf_config *cfg,
+                      const struct pf_counters_region *counters, int64_t now_ms, char **out,
                       size_t *len);
 
 /* Every metric family /metrics exposes: one table, keyed by this enum, which the

@@ -1,6 +1,7 @@
 #ifndef PREFORKD_RESPONSE_H
 #define PREFORKD_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -10,7 +11,7 @@
 
 /* Upper bound of any response this server writes; a connection makes sure this much
  * room is free before it builds one. */
-#define PF_RESPONSE_MAX 1024
+#define PF_RESPONSE_MAX 2048
 
 enum {
     PF_RESP_HEAD = 1 << 0,      /* HEAD: headers only, Content-Length of the would-be body */
@@ -24,7 +25,8 @@ enum pf_header_block {
     PF_BLOCK_JSON,          /* a JSON body */
     PF_BLOCK_JSON_NO_STORE, /* a JSON body about this moment (/health): no cache stores it */
     PF_BLOCK_PROMETHEUS,    /* Prometheus' text format, not stored either */
-    PF_BLOCK_EMPTY,         /* no content, so no Content-Type */
+    PF_BLOCK_EMPTY,         /* no content, or a Content-Type the handler sets */
+    PF_BLOCK_NO_STORE,      /* the same, not stored by caches */
     PF_BLOCK_COUNT
 };
 
@@ -42,6 +44,15 @@ const char *pf_response_reason(uint16_t status);
 void pf_response_write(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
                        enum pf_header_block block, const char *body, size_t body_len,
                        unsigned flags);
+/* Statuses sent without a body or Content-Length: 1xx, 204, 304. */
+bool pf_response_bodyless(uint16_t status);
+/* The status line and header fields of any answer: the cached block (Server, Date,
+ * Content-Type per block), Content-Length (body_len; none when bodyless), the handler's
+ * fields ("\r\nName: value" each), Allow (methods as 1 << enum pf_method) and
+ * Connection; then the blank line. */
+void pf_response_head(struct pf_buf *out, const struct pf_response_cache *rc, uint16_t status,
+                      enum pf_header_block block, uint64_t body_len, unsigned flags, unsigned allow,
+                      const char *fields, size_t fields_len);
 /* The interim answer to Expect: 100-continue. */
 void pf_response_write_continue(struct pf_buf *out);
 /* Status line and headers only, for a body sent from elsewhere. */

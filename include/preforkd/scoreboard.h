@@ -36,6 +36,7 @@ struct pf_scoreboard_row {
     _Atomic uint64_t connections; /* open now */
     _Atomic uint64_t rss;         /* bytes, sampled by the worker once a second */
     _Atomic uint64_t rps;         /* requests answered in the last second */
+    _Atomic uint32_t in_route;    /* a module handler is running: its route's index + 1 */
     struct pf_counters c;
 } __attribute__((aligned(64)));
 /* Each row on cache lines of its own: a worker's stores never share a line with another

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "preforkd/config.h"
+#include "preforkd/counters.h"
 #include "preforkd/listener.h"
 #include "preforkd/scoreboard.h"
 
@@ -22,6 +23,7 @@ struct pf_spawn {
     uint32_t slot;
     struct pf_scoreboard *scoreboard;
     int row; /* its row in the scoreboard */
+    struct pf_counters_region *counters;
     pid_t primary;
     const int *close_fds;
     size_t nclose;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "preforkd/config.h"
+#include "preforkd/counters.h"
 #include "preforkd/scoreboard.h"
 
 #include "preforkd/listener.h"
@@ -14,13 +15,16 @@
  * once would race with requests already on the wire. */
 #define PF_DRAIN_IDLE_MS 1000
 
+/* A worker's exit status when a module did not load or init (EX_CONFIG). */
+#define PF_WORKER_EXIT_MODULE 78
+
 /* Runs a worker until it is told to stop or its primary goes away; returns the exit
  * status. ls is its generation's socket set: it accepts on its slot's sockets, and on
  * another slot's while the primary asks it to cover for that slot (reuseport, slot
  * without a serving worker). ipc_fd is the worker's end of the socketpair whose EOF
  * means the primary is gone. */
 int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_listeners *ls,
-                  int ipc_fd, const struct pf_scoreboard *scoreboard,
-                  struct pf_scoreboard_row *row);
+                  int ipc_fd, const struct pf_scoreboard *scoreboard, struct pf_scoreboard_row *row,
+                  struct pf_counters_region *counters);
 
 #endif

@@ -10,14 +10,81 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "preforkd/conn.h"
+#include "preforkd/counters.h"
+#include "preforkd/static_route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct pf_config cfg;
 static struct pf_handler_ctx ctx;
+static struct pf_router router;
+static struct pf_mime mime;
+static struct pf_static_route files;
+static struct pf_counters_region *counters;
 static struct pf_conn conn;
 static int ready;
+
+static void add_route(const char *path, enum pf_handler_kind kind, unsigned methods)
+{
+    struct pf_route_config *r = &cfg.routes[cfg.nroutes++];
+    *r = (struct pf_route_config){.kind = kind, .methods = methods};
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    r->prefix = path[strlen(path) - 1] == '/';
+}
+
+/* The routes a configuration can have: the seed's, a static tree, the shared counter,
+ * and one that keeps every header field and the body (as a module route does). */
+static void setup(void)
+{
+    pf_config_defaults(&cfg);
+    cfg.limits.request_line = 1024;
+    cfg.limits.header_block = 4096;
+    cfg.limits.headers = 20;
+    cfg.limits.body = 65536;
+    cfg.routes_configured = true;
+    cfg.nroutes = 0;
+    unsigned gh = 1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD;
+    add_route("/health", PF_HANDLER_HEALTH, gh);
+    add_route("/", PF_HANDLER_SUM, gh);
+    add_route("/count", PF_HANDLER_COUNT, gh | 1u << PF_METHOD_POST);
+    add_route("/static/", PF_HANDLER_STATIC, gh);
+    add_route("/keep/", PF_HANDLER_SUM, gh | 1u << PF_METHOD_POST | 1u << PF_METHOD_PUT);
+    char dir[] = "/tmp/preforkd-fuzz-XXXXXX";
+    if (!mkdtemp(dir))
+        abort();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/index.html", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("<p>static</p>\n", f);
+        fclose(f);
+    }
+    snprintf(cfg.routes[3].root, sizeof(cfg.routes[3].root), "%s", dir);
+    snprintf(cfg.routes[3].index, sizeof(cfg.routes[3].index), "index.html");
+    pf_handler_ctx_init(&ctx, 1234, 0, 10, 100); /* small loops: fuzz speed */
+    pf_router_init(&router, &cfg);
+    for (uint32_t i = 0; i < router.n; i++) {
+        router.routes[i].fn = pf_handlers_builtin(router.routes[i].kind);
+        router.routes[i].keep = pf_handlers_builtin_keep(router.routes[i].kind);
+    }
+    router.routes[4].keep = PF_HTTP_KEEP_FIELDS | PF_HTTP_KEEP_BODY;
+    pf_mime_load(&mime, NULL);
+    char err[256];
+    if (pf_static_route_open(&files, &cfg.routes[3], &mime, err, sizeof(err)) < 0)
+        abort();
+    router.routes[3].fn = pf_static_route_handle;
+    router.routes[3].state = &files;
+    if (pf_counters_new(&counters, 16) < 0)
+        abort();
+    pf_counters_set_current(counters);
+    router.routes[2].state = pf_counter("count");
+    ctx.router = &router;
+    ctx.counters = counters;
+}
 
 static void drain(int fd)
 {
@@ -29,19 +96,14 @@ static void drain(int fd)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!ready) {
-        pf_config_defaults(&cfg);
-        cfg.limits.request_line = 1024;
-        cfg.limits.header_block = 4096;
-        cfg.limits.headers = 20;
-        cfg.limits.body = 65536;
-        pf_handler_ctx_init(&ctx, 1234, 0, 10, 100); /* small loops: fuzz speed */
+        setup();
         ready = 1;
     }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
         return 0;
     struct pf_conn_env env = {.ctx = &ctx, .cfg = &cfg, .drain_idle_ms = 1000};
-    pf_conn_init(&conn, sv[0], &cfg, 0);
+    pf_conn_init(&conn, sv[0], &cfg, &ctx, 0);
     enum pf_conn_verdict v = PF_CONN_KEEP;
     size_t start = 0;
     for (size_t i = 0; i <= size && v == PF_CONN_KEEP; i++) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "preforkd/config.h"
+#include "preforkd/http.h"
 #include "preforkd/cpu.h"
 
 static int load(struct pf_config *cfg, const char *text, char *err, size_t errlen)
@@ -49,7 +50,10 @@ static void test_shipped_config_is_valid_and_matches_defaults(void **state)
     if (rc < 0)
         fail_msg("%s", err);
     pf_config_defaults(&def);
-    /* The shipped file documents the defaults; it must not drift from them. */
+    /* The shipped file documents the defaults; it must not drift from them. Only the
+     * name of the file it came from differs. */
+    assert_string_equal(cfg.file, PF_TEST_SOURCE_DIR "/conf/preforkd.yaml");
+    memcpy(def.file, cfg.file, sizeof(def.file));
     assert_memory_equal(&cfg, &def, sizeof(cfg));
 }
 
@@ -273,9 +277,104 @@ static void test_value_parsers(void **state)
     assert_true(pf_config_parse_listen("1.2.3.4:", &a) < 0);
 }
 
+static void test_routes_and_modules(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    const char *text = "modules:\n"
+                       "  greet:\n"
+                       "    path: /usr/lib/g.so\n"
+                       "    config: {text: Hi, list: [a, b], deep: {x: 1}}\n"
+                       "routes:\n"
+                       "  - {path: /, handler: sum}\n"
+                       "  - {path: /files/, handler: static, root: /srv, index: index.html}\n"
+                       "  - {path: /count, handler: count, methods: [POST]}\n"
+                       "  - {path: /hi, handler: greet.hello, methods: [GET, PUT]}\n"
+                       "  - {path: /, handler: static, root: /srv}\n";
+    assert_true(load(&cfg, text, err, sizeof(err)) < 0); /* "/" twice */
+    assert_non_null(strstr(err, "t.yaml:10:5: duplicate route path '/'"));
+    text = "modules:\n"
+           "  greet:\n"
+           "    path: /usr/lib/g.so\n"
+           "    config: {text: Hi, list: [a, b], deep: {x: 1}}\n"
+           "routes:\n"
+           "  - {path: /, handler: sum}\n"
+           "  - {path: /files/, handler: static, root: /srv, index: index.html}\n"
+           "  - {path: /count, handler: count, methods: [POST]}\n"
+           "  - {path: /hi, handler: greet.hello, methods: [GET, PUT]}\n";
+    if (load(&cfg, text, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    assert_true(cfg.routes_configured);
+    assert_int_equal(cfg.nroutes, 4);
+    assert_int_equal(cfg.routes[0].kind, PF_HANDLER_SUM);
+    assert_false(cfg.routes[0].prefix); /* "/" alone is exact... */
+    assert_true(cfg.routes[1].prefix);
+    assert_string_equal(cfg.routes[1].root, "/srv");
+    assert_int_equal(cfg.routes[2].methods, 1u << PF_METHOD_POST);
+    assert_string_equal(cfg.routes[2].counter, "count"); /* the default name */
+    assert_int_equal(cfg.routes[3].kind, PF_HANDLER_MODULE);
+    assert_int_equal(cfg.routes[3].module, 0);
+    assert_string_equal(cfg.routes[3].handler, "hello");
+    /* GET brings HEAD. */
+    assert_int_equal(cfg.routes[3].methods,
+                     1u << PF_METHOD_GET | 1u << PF_METHOD_HEAD | 1u << PF_METHOD_PUT);
+    assert_int_equal(cfg.routes[3].line, 9);
+    assert_int_equal(cfg.nmodules, 1);
+    assert_string_equal(cfg.modules[0].name, "greet");
+    assert_int_equal(cfg.modules[0].kv_count, 4);
+    assert_string_equal(cfg.module_kv[cfg.modules[0].kv_first + 1].key, "list.0");
+    assert_string_equal(cfg.module_kv[cfg.modules[0].kv_first + 3].key, "deep.x");
+    /* ...but a static "/" serves the whole tree. */
+    assert_true(load(&cfg, "routes:\n  - {path: /, handler: static, root: /srv}\n", err,
+                     sizeof(err)) == 0);
+    assert_true(cfg.routes[0].prefix);
+    /* Without routes: the seed's three. */
+    assert_true(load(&cfg, "workers: 1\n", err, sizeof(err)) == 0);
+    assert_false(cfg.routes_configured);
+    assert_int_equal(cfg.nroutes, 3);
+    assert_string_equal(cfg.routes[1].path, "/health");
+    /* The older place of the work sizes still works. */
+    assert_true(load(&cfg, "routes:\n  sum_iterations: 7\n", err, sizeof(err)) == 0);
+    assert_int_equal(cfg.sum_iterations, 7);
+    assert_int_equal(cfg.nroutes, 3);
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    expect_error("routes:\n  - {path: /x}\n", "t.yaml:2:5: a route needs a 'handler'");
+    expect_error("routes:\n  - {handler: sum}\n", "t.yaml:2:5: a route needs a 'path'");
+    expect_error("routes:\n  - {path: x, handler: sum}\n",
+                 "t.yaml:2:12: 'routes.path' must start with / and hold no spaces, controls, ? # "
+                 "or \\");
+    expect_error("routes:\n  - {path: /x, handler: nope}\n",
+                 "t.yaml:2:25: unknown handler 'nope' (sum, health, heavy, static, count, or "
+                 "MODULE.HANDLER for a module in 'modules')");
+    expect_error("routes:\n  - {path: /x, handler: m.h}\n",
+                 "t.yaml:2:25: handler 'm.h': no module 'm' in 'modules'");
+    expect_error("routes:\n  - {path: /x/, handler: static}\n",
+                 "t.yaml:2:5: a static route needs a 'root' directory");
+    expect_error("routes:\n  - {path: /x/, handler: static, root: rel}\n",
+                 "t.yaml:2:40: 'routes.root' must be an absolute path");
+    expect_error("routes:\n  - {path: /x, handler: sum, methods: [FETCH]}\n",
+                 "t.yaml:2:40: unknown method 'FETCH' (GET, HEAD, POST, PUT, DELETE, PATCH or "
+                 "OPTIONS)");
+    expect_error("routes:\n  - {path: /metrics, handler: sum}\n",
+                 "t.yaml:2:5: 'metrics.path' cannot be /metrics: that route is taken");
+    expect_error("routes:\n  - {path: /x, handler: count, counter: 'a b'}\n",
+                 "t.yaml:2:41: 'routes.counter' must be 1 to 63 of [a-zA-Z0-9_.-]");
+    expect_error("modules:\n  m: {config: {}}\n",
+                 "t.yaml:2:6: module 'm' needs a 'path' to its shared object");
+    expect_error("modules:\n  a.b: {path: /x.so}\n",
+                 "t.yaml:2:3: a module name is 1 to 31 bytes without '.'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes_and_modules),
+        cmocka_unit_test(test_route_errors),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_config_is_valid_and_matches_defaults),
         cmocka_unit_test(test_full_file),

@@ -25,10 +25,20 @@ static struct pf_handler_ctx ctx;
 static struct pf_answer last_answer;
 static char mem[PF_RESPONSE_MAX + 1];
 
+static struct pf_config cfg;
+static struct pf_router router;
+static struct pf_http http;
+
 static int setup(void **state)
 {
     (void)state;
+    pf_handler_ctx_free(&ctx);
     pf_handler_ctx_init(&ctx, 4242, 10000, 100000, 1000000);
+    pf_config_defaults(&cfg);
+    pf_router_init(&router, &cfg);
+    for (uint32_t i = 0; i < router.n; i++)
+        router.routes[i].fn = pf_handlers_builtin(router.routes[i].kind);
+    ctx.router = &router;
     ctx.sample_memory = fake_memory;
     samples = 0;
     pf_handler_ctx_tick(&ctx, 10000, 784111777);
@@ -37,13 +47,13 @@ static int setup(void **state)
 
 static const char *answer(enum pf_method m, const char *path, bool keep_alive, uint8_t minor)
 {
-    struct pf_request req = {.method = m, .keep_alive = keep_alive, .http_minor = minor};
-    req.path_len = (uint16_t)strlen(path);
-    memcpy(req.path, path, req.path_len);
+    http.req = (struct pf_request){.method = m, .keep_alive = keep_alive, .http_minor = minor,
+                                   .path = path, .path_len = (uint32_t)strlen(path)};
+    pf_handlers_route(&ctx, &http.req);
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
     struct pf_answer answer;
-    pf_handlers_respond(&ctx, &req, &b, &answer);
+    pf_handlers_respond(&ctx, &http, NULL, 0, &b, &answer);
     last_answer = answer;
     assert_false(b.full);
     mem[b.len] = '\0';
@@ -115,7 +125,7 @@ static void test_head_and_errors(void **state)
     assert_non_null(
         strstr(answer(PF_METHOD_HEAD, "/health", true, 1), "\r\nCache-Control: no-store\r\n"));
     assert_null(strstr(answer(PF_METHOD_GET, "/", true, 1), "Cache-Control"));
-    ctx.metrics_path = "/metrics"; /* no scoreboard here: 500, not stored either */
+    /* No scoreboard here: 500, not stored either. */
     r = answer(PF_METHOD_GET, "/metrics", true, 1);
     assert_true(strncmp(r, "HTTP/1.1 500 ", 13) == 0);
     assert_non_null(strstr(r, "\r\nCache-Control: no-store\r\n"));
@@ -148,14 +158,16 @@ static void test_head_and_errors(void **state)
 static void test_takes_body(void **state)
 {
     (void)state;
-    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true, .http_minor = 1};
-    memcpy(req.path, "/health", 7);
-    req.path_len = 7;
+    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true, .http_minor = 1,
+                             .path = "/health", .path_len = 7};
+    pf_handlers_route(&ctx, &req);
     assert_true(pf_handlers_takes_body(&ctx, &req));
     req.method = PF_METHOD_OTHER; /* 405 */
+    pf_handlers_route(&ctx, &req);
     assert_false(pf_handlers_takes_body(&ctx, &req));
     req.method = PF_METHOD_GET;
     req.path_len = 5; /* "/heal": 404 */
+    pf_handlers_route(&ctx, &req);
     assert_false(pf_handlers_takes_body(&ctx, &req));
 }
 

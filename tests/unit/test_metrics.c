@@ -33,7 +33,7 @@ static char *render(int64_t now)
 {
     char *text;
     size_t len;
-    assert_int_equal(pf_metrics_render(b, now, &text, &len), 0);
+    assert_int_equal(pf_metrics_render(b, NULL, NULL, now, &text, &len), 0);
     char err[256];
     if (promcheck(text, len, err, sizeof(err)) < 0)
         fail_msg("%s\n%s", err, text);
@@ -47,9 +47,9 @@ static void test_sums_and_format(void **state)
     int w1 = pf_scoreboard_claim(b, 12, 1, 1, 1000);
     atomic_store(&b->rows[w0].state, PF_WSTATE_SERVING);
     atomic_store(&b->rows[w1].state, PF_WSTATE_SERVING);
-    pf_count(&b->rows[w0].c.requests[PF_ROUTE_SUM][1], 30);
-    pf_count(&b->rows[w1].c.requests[PF_ROUTE_SUM][1], 12);
-    pf_count(&b->rows[w1].c.requests[PF_ROUTE_NONE][3], 5);
+    pf_count(&b->rows[w0].c.requests[0][1], 30);
+    pf_count(&b->rows[w1].c.requests[0][1], 12);
+    pf_count(&b->rows[w1].c.requests[PF_STAT_OTHER][3], 5);
     pf_count(&b->rows[w0].c.accepted, 9);
     atomic_store(&b->rows[w1].rss, 2097152);
     char *t = render(61000);
@@ -68,7 +68,7 @@ static void test_counters_survive_a_worker_exit(void **state)
 {
     (void)state;
     int w0 = pf_scoreboard_claim(b, 11, 0, 1, 1000);
-    pf_count(&b->rows[w0].c.requests[PF_ROUTE_HEALTH][1], 100);
+    pf_count(&b->rows[w0].c.requests[1][1], 100);
     char *t = render(2000);
     double before = promsum(t, "preforkd_requests_total", "worker=\"0\",route=\"/health\"");
     free(t);
@@ -77,7 +77,7 @@ static void test_counters_survive_a_worker_exit(void **state)
     pf_counters_add(&b->cluster->retired[0], &b->rows[w0].c);
     pf_scoreboard_release(b, w0);
     int w2 = pf_scoreboard_claim(b, 13, 0, 1, 3000);
-    pf_count(&b->rows[w2].c.requests[PF_ROUTE_HEALTH][1], 3);
+    pf_count(&b->rows[w2].c.requests[1][1], 3);
     pf_count(&b->cluster->slot_restarts[0], 1);
     t = render(4000);
     assert_true(before == 100);
@@ -90,7 +90,7 @@ static void test_draining_slot_beyond_the_count_still_shows(void **state)
 {
     (void)state;
     int w = pf_scoreboard_claim(b, 21, 5, 1, 1000); /* slot 5 after SIGTTOU, draining */
-    pf_count(&b->rows[w].c.requests[PF_ROUTE_SUM][1], 4);
+    pf_count(&b->rows[w].c.requests[0][1], 4);
     char *t = render(2000);
     assert_true(promsum(t, "preforkd_requests_total", "worker=\"5\",route=\"/\"") == 4);
     free(t);

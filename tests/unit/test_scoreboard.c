@@ -33,14 +33,14 @@ static void test_counters_add_and_classes(void **state)
 {
     (void)state;
     struct pf_counters x = {0}, y = {0};
-    pf_count(&x.requests[PF_ROUTE_SUM][pf_status_class(200)], 7);
-    pf_count(&x.requests[PF_ROUTE_NONE][pf_status_class(404)], 2);
+    pf_count(&x.requests[0][pf_status_class(200)], 7);
+    pf_count(&x.requests[PF_STAT_OTHER][pf_status_class(404)], 2);
     pf_count(&x.bytes_out, 1000);
-    pf_count(&y.requests[PF_ROUTE_SUM][pf_status_class(204)], 5);
+    pf_count(&y.requests[0][pf_status_class(204)], 5);
     pf_count(&y.accepted, 4);
     pf_counters_add(&y, &x);
-    assert_int_equal(atomic_load(&y.requests[PF_ROUTE_SUM][1]), 12);
-    assert_int_equal(atomic_load(&y.requests[PF_ROUTE_NONE][3]), 2);
+    assert_int_equal(atomic_load(&y.requests[0][1]), 12);
+    assert_int_equal(atomic_load(&y.requests[PF_STAT_OTHER][3]), 2);
     assert_int_equal(atomic_load(&y.bytes_out), 1000);
     assert_int_equal(atomic_load(&y.accepted), 4);
     assert_int_equal(pf_status_class(101), 0);
