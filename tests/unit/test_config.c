@@ -326,8 +326,8 @@ static void test_routes_and_modules(void **state)
     assert_string_equal(cfg.module_kv[cfg.modules[0].kv_first + 1].key, "list.0");
     assert_string_equal(cfg.module_kv[cfg.modules[0].kv_first + 3].key, "deep.x");
     /* ...but a static "/" serves the whole tree. */
-    assert_true(load(&cfg, "routes:\n  - {path: /, handler: static, root: /srv}\n", err,
-                     sizeof(err)) == 0);
+    assert_true(
+        load(&cfg, "routes:\n  - {path: /, handler: static, root: /srv}\n", err, sizeof(err)) == 0);
     assert_true(cfg.routes[0].prefix);
     /* Without routes: the seed's three. */
     assert_true(load(&cfg, "workers: 1\n", err, sizeof(err)) == 0);

@@ -47,8 +47,11 @@ static int setup(void **state)
 
 static const char *answer(enum pf_method m, const char *path, bool keep_alive, uint8_t minor)
 {
-    http.req = (struct pf_request){.method = m, .keep_alive = keep_alive, .http_minor = minor,
-                                   .path = path, .path_len = (uint32_t)strlen(path)};
+    http.req = (struct pf_request){.method = m,
+                                   .keep_alive = keep_alive,
+                                   .http_minor = minor,
+                                   .path = path,
+                                   .path_len = (uint32_t)strlen(path)};
     pf_handlers_route(&ctx, &http.req);
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
@@ -158,8 +161,11 @@ static void test_head_and_errors(void **state)
 static void test_takes_body(void **state)
 {
     (void)state;
-    struct pf_request req = {.method = PF_METHOD_GET, .keep_alive = true, .http_minor = 1,
-                             .path = "/health", .path_len = 7};
+    struct pf_request req = {.method = PF_METHOD_GET,
+                             .keep_alive = true,
+                             .http_minor = 1,
+                             .path = "/health",
+                             .path_len = 7};
     pf_handlers_route(&ctx, &req);
     assert_true(pf_handlers_takes_body(&ctx, &req));
     req.method = PF_METHOD_OTHER; /* 405 */

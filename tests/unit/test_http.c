@@ -33,8 +33,8 @@ static void run(const char *text, size_t len, size_t step, const struct pf_limit
             enum pf_http_result r = pf_http_feed(&h, text + off, end - off, &used);
             off += used;
             if (r == PF_HTTP_REQUEST) {
-                static const char *const m[] = {"GET", "HEAD",   "OPTIONS", "OTHER",
-                                                "OTHER", "OTHER", "OTHER",  "OTHER"};
+                static const char *const m[] = {"GET",   "HEAD",  "OPTIONS", "OTHER",
+                                                "OTHER", "OTHER", "OTHER",   "OTHER"};
                 o += (size_t)snprintf(out + o, outlen - o, "%s %.*s %s 1.%u\n", m[h.req.method],
                                       (int)h.req.path_len, h.req.path,
                                       h.req.keep_alive ? "ka" : "close", h.req.http_minor);

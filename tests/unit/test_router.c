@@ -12,8 +12,8 @@ static struct pf_router router;
 
 static struct pf_route_match match(enum pf_method m, const char *path)
 {
-    struct pf_request req = {.method = m, .keep_alive = true, .path = path,
-                             .path_len = (uint32_t)strlen(path)};
+    struct pf_request req = {
+        .method = m, .keep_alive = true, .path = path, .path_len = (uint32_t)strlen(path)};
     return pf_router_match(&router, &req);
 }
 
