@@ -52,7 +52,7 @@ static int pid_from_file(const char *path, pid_t *out)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
+    fprintf(out, "usage: preforkd reload|upgrade [-c FILE] [--pid PID] [--timeout T]\n"
                  "\n"
                  "Validates FILE (default " PF_DEFAULT_CONFIG "), asks the running primary to\n"
                  "reload it and waits until the new workers serve (exit 0) or the reload\n"
@@ -60,7 +60,13 @@ static void usage(FILE *out)
                  "else the pid_file the configuration names. T defaults to 90s.\n");
 }
 
-int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
+/* The two commands differ in their signal and in what success says. */
+struct command {
+    const char *name;
+    int signal;
+};
+
+static int run_command(int argc, char **argv, const struct pf_env *env, const struct command *cmd)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"pid", required_argument, NULL, 'p'},
@@ -81,7 +87,8 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
             break;
         case 'T':
             if (pf_config_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
-                fprintf(stderr, "preforkd reload: --timeout: expected a duration such as 30s\n");
+                fprintf(stderr, "preforkd %s: --timeout: expected a duration such as 30s\n",
+                        cmd->name);
                 return 2;
             }
             break;
@@ -94,7 +101,7 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "preforkd reload: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "preforkd %s: unexpected argument '%s'\n", cmd->name, argv[optind]);
         return 2;
     }
 
@@ -103,7 +110,8 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
     struct pf_config cfg;
     char err[512];
     if (pf_config_load(&cfg, path, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\npreforkd reload: configuration invalid; nothing was reloaded\n", err);
+        fprintf(stderr, "%s\npreforkd %s: configuration invalid; nothing was %s\n", err, cmd->name,
+                cmd->signal == SIGHUP ? "reloaded" : "upgraded");
         return 1;
     }
     pid_t pid = 0;
@@ -121,13 +129,14 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
     }
     if (!from) {
         fprintf(stderr,
-                "preforkd reload: cannot tell which process is the primary: give --pid, "
+                "preforkd %s: cannot tell which process is the primary: give --pid, "
                 "or set pid_file in %s\n",
-                path);
+                cmd->name, path);
         return 1;
     }
     if (rc < 0) {
-        fprintf(stderr, "preforkd reload: no primary pid from %s: %s\n", from, strerror(-rc));
+        fprintf(stderr, "preforkd %s: no primary pid from %s: %s\n", cmd->name, from,
+                strerror(-rc));
         return 1;
     }
 
@@ -136,11 +145,12 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
     sigemptyset(&set);
     sigaddset(&set, PF_CONTROL_REPLY_SIGNAL);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
-        perror("preforkd reload: sigprocmask");
+        fprintf(stderr, "preforkd %s: sigprocmask: %s\n", cmd->name, strerror(errno));
         return 1;
     }
-    if (sigqueue(pid, SIGHUP, (union sigval){.sival_int = PF_CONTROL_ASK}) < 0) {
-        fprintf(stderr, "preforkd reload: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
+    if (sigqueue(pid, cmd->signal, (union sigval){.sival_int = PF_CONTROL_ASK}) < 0) {
+        fprintf(stderr, "preforkd %s: cannot signal pid %d: %s\n", cmd->name, (int)pid,
+                strerror(errno));
         return 1;
     }
     struct timespec start;
@@ -151,8 +161,8 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
         int64_t waited =
             (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
         if (waited >= (int64_t)timeout_ms) {
-            fprintf(stderr, "preforkd reload: no outcome from pid %d within %llu ms\n", (int)pid,
-                    (unsigned long long)timeout_ms);
+            fprintf(stderr, "preforkd %s: no outcome from pid %d within %llu ms\n", cmd->name,
+                    (int)pid, (unsigned long long)timeout_ms);
             return 1;
         }
         /* Short waits, so a primary that dies meanwhile is noticed. */
@@ -161,11 +171,12 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
         int sig = sigtimedwait(&set, &si, &slice);
         if (sig < 0) {
             if (errno != EAGAIN && errno != EINTR) {
-                perror("preforkd reload: sigtimedwait");
+                fprintf(stderr, "preforkd %s: sigtimedwait: %s\n", cmd->name, strerror(errno));
                 return 1;
             }
             if (kill(pid, 0) < 0 && errno == ESRCH) {
-                fprintf(stderr, "preforkd reload: pid %d exited before answering\n", (int)pid);
+                fprintf(stderr, "preforkd %s: pid %d exited before answering\n", cmd->name,
+                        (int)pid);
                 return 1;
             }
             continue;
@@ -176,15 +187,31 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
         enum pf_control_outcome o = pf_control_outcome_of(reply);
         uint32_t detail = pf_control_detail_of(reply);
         if (o == PF_CONTROL_DONE) {
-            printf("preforkd reload: generation %u serves (pid %d)\n", detail, (int)pid);
+            if (cmd->signal == SIGHUP)
+                printf("preforkd reload: generation %u serves (pid %d)\n", detail, (int)pid);
+            else
+                printf("preforkd upgrade: the new primary pid %u serves; pid %d drains and exits\n",
+                       detail, (int)pid);
             return 0;
         }
         if ((o == PF_CONTROL_LISTEN || o == PF_CONTROL_CONFIG) && detail)
-            fprintf(stderr, "preforkd reload: failed: %s: %s (the daemon's log has details)\n",
-                    pf_control_outcome_text(o), strerror((int)detail));
+            fprintf(stderr, "preforkd %s: failed: %s: %s (the daemon's log has details)\n",
+                    cmd->name, pf_control_outcome_text(o), strerror((int)detail));
         else
-            fprintf(stderr, "preforkd reload: failed: %s (the daemon's log has details)\n",
+            fprintf(stderr, "preforkd %s: failed: %s (the daemon's log has details)\n", cmd->name,
                     pf_control_outcome_text(o));
         return 1;
     }
+}
+
+int pf_control_reload_main(int argc, char **argv, const struct pf_env *env)
+{
+    static const struct command reload = {"reload", SIGHUP};
+    return run_command(argc, argv, env, &reload);
+}
+
+int pf_control_upgrade_main(int argc, char **argv, const struct pf_env *env)
+{
+    static const struct command upgrade = {"upgrade", SIGUSR2};
+    return run_command(argc, argv, env, &upgrade);
 }

@@ -38,6 +38,7 @@ void pf_env_parse(struct pf_env *env, const char *(*get)(const char *name), pid_
     env->journal = get("JOURNAL_STREAM") != NULL;
     if (number(get("MAINPID"), 0x7fffffff, &v))
         env->mainpid = (pid_t)v;
+    env->handover = get("PREFORKD_HANDOVER");
 }
 
 static const char *real_getenv(const char *name)
@@ -48,6 +49,10 @@ static const char *real_getenv(const char *name)
 void pf_env_read(struct pf_env *env)
 {
     pf_env_parse(env, real_getenv, getpid());
+    /* Kept for the life of the process; the variable goes, so no child inherits it. */
+    if (env->handover)
+        env->handover = strdup(env->handover);
+    unsetenv("PREFORKD_HANDOVER");
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");

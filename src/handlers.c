@@ -407,6 +407,12 @@ static int h_health(void *state, const struct pf_req *req, struct pf_resp *resp)
         else
             pf_buf_put_lit(b, ",\"degraded\":false}");
     }
+    if (ctx->version) {
+        /* Which binary answers: after a hot upgrade, the new one's. */
+        pf_buf_put_lit(b, ",\"version\":\"");
+        pf_buf_put_str(b, ctx->version);
+        pf_buf_put_lit(b, "\"");
+    }
     pf_buf_put_lit(b, "}");
     return 0;
 }

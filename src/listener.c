@@ -62,7 +62,8 @@ int pf_listeners_port(const struct pf_listeners *ls, size_t i)
                                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static int alloc(struct pf_listeners *ls, size_t naddrs, uint32_t nslots, enum pf_balance balance)
+int pf_listeners_alloc(struct pf_listeners *ls, size_t naddrs, uint32_t nslots,
+                       enum pf_balance balance)
 {
     memset(ls, 0, sizeof(*ls));
     ls->naddrs = naddrs;
@@ -87,11 +88,11 @@ int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint
 {
     if (prev && prev->activated) {
         /* Sockets from systemd stay what they are across reloads. */
-        if (alloc(ls, prev->naddrs, nslots, prev->balance) < 0)
+        if (pf_listeners_alloc(ls, prev->naddrs, nslots, prev->balance) < 0)
             goto oom;
         ls->activated = true;
         for (size_t i = 0; i < prev->naddrs; i++) {
-            ls->fds[i] = dup(prev->fds[i]);
+            ls->fds[i] = fcntl(prev->fds[i], F_DUPFD_CLOEXEC, 0);
             if (ls->fds[i] < 0) {
                 int e = errno;
                 snprintf(err, errlen, "cannot share socket %s: %s", prev->texts[i], strerror(e));
@@ -102,7 +103,7 @@ int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint
         }
         return 0;
     }
-    if (alloc(ls, cfg->nlisten, nslots, cfg->balance) < 0)
+    if (pf_listeners_alloc(ls, cfg->nlisten, nslots, cfg->balance) < 0)
         goto oom;
     ls->backlog = cfg->backlog;
     int rc = 0;
@@ -127,7 +128,7 @@ int pf_listeners_open(struct pf_listeners *ls, const struct pf_config *cfg, uint
         for (uint32_t s = 0; s < nsock; s++) {
             int fd;
             if (same >= 0 && (!reuseport || s < prev->nslots)) {
-                fd = dup(fd_at(prev, s, (size_t)same));
+                fd = fcntl(fd_at(prev, s, (size_t)same), F_DUPFD_CLOEXEC, 0);
                 if (fd < 0) {
                     rc = -errno;
                     goto fail;
@@ -188,7 +189,7 @@ int pf_listeners_from_systemd(struct pf_listeners *ls, int n, uint32_t nslots, c
         return -EINVAL;
     }
     /* One socket per address, shared by all workers: systemd binds it once. */
-    if (alloc(ls, (size_t)n, nslots, PF_BALANCE_SHARED) < 0) {
+    if (pf_listeners_alloc(ls, (size_t)n, nslots, PF_BALANCE_SHARED) < 0) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }

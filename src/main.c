@@ -17,25 +17,29 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
-                 "       preforkd status [-c FILE] [--json]\n"
-                 "       preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
-                 "\n"
-                 "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
-                 "\n"
-                 "  -c, --config FILE   YAML configuration (default " PF_DEFAULT_CONFIG ")\n"
-                 "  -w, --workers N     worker count, overriding the file (N, auto or auto-1)\n"
-                 "  -t, --test          validate the configuration and exit 0 or 1\n"
-                 "  -f, --foreground    run in the foreground (the only mode: systemd supervises)\n"
-                 "  -v, --version       print the version and exit\n"
-                 "  -h, --help          print this help and exit\n"
-                 "\n"
-                 "  status              the worker table of the running daemon (from /metrics)\n"
-                 "  reload              validate FILE, reload the running daemon and wait for\n"
-                 "                      the outcome: exit 0 once the new workers serve\n"
-                 "\n"
-                 "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
-                 "USR1 reopen log file, TTIN/TTOU one worker more/fewer.\n");
+    fprintf(out,
+            "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
+            "       preforkd status [-c FILE] [--json]\n"
+            "       preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
+            "       preforkd upgrade [-c FILE] [--pid PID] [--timeout T]\n"
+            "\n"
+            "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
+            "\n"
+            "  -c, --config FILE   YAML configuration (default " PF_DEFAULT_CONFIG ")\n"
+            "  -w, --workers N     worker count, overriding the file (N, auto or auto-1)\n"
+            "  -t, --test          validate the configuration and exit 0 or 1\n"
+            "  -f, --foreground    run in the foreground (the only mode: systemd supervises)\n"
+            "  -v, --version       print the version and exit\n"
+            "  -h, --help          print this help and exit\n"
+            "\n"
+            "  status              the worker table of the running daemon (from /metrics)\n"
+            "  reload              validate FILE, reload the running daemon and wait for\n"
+            "                      the outcome: exit 0 once the new workers serve\n"
+            "  upgrade             run the binary on disk again, handing over the sockets;\n"
+            "                      exit 0 once the new primary serves (SIGUSR2)\n"
+            "\n"
+            "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
+            "USR1 reopen log file, USR2 upgrade the binary, TTIN/TTOU one worker more/fewer.\n");
 }
 
 int main(int argc, char **argv)
@@ -54,6 +58,8 @@ int main(int argc, char **argv)
         return pf_status_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "reload") == 0)
         return pf_control_reload_main(argc - 1, argv + 1, &env);
+    if (argc > 1 && strcmp(argv[1], "upgrade") == 0)
+        return pf_control_upgrade_main(argc - 1, argv + 1, &env);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;
@@ -126,5 +132,5 @@ int main(int argc, char **argv)
     }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
                 path ? path : "(built-in defaults)", pf_cpu_usable());
-    return pf_primary_run(&cfg, path, override, &env);
+    return pf_primary_run(&cfg, path, override, &env, argv);
 }

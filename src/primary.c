@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "preforkd/control.h"
 #include "preforkd/env.h"
 #include "preforkd/generation.h"
+#include "preforkd/handover.h"
 #include "preforkd/ipc.h"
 #include "preforkd/listener.h"
 #include "preforkd/log.h"
@@ -56,6 +58,22 @@ struct primary {
     pid_t waiters[MAX_WAITERS];
     size_t nwaiters;
     uint32_t done_pending; /* a promoted generation whose waiters are not answered yet */
+    /* Hot upgrade. The old primary: the new one it started (0: none), the pipe on which
+     * that one says it serves, its deadline and its `preforkd upgrade` waiters; handed
+     * over: it has taken over, this one drains away. The new primary: ready_fd, the
+     * pipe to the old one; publish is false until it serves, so that two primaries
+     * never write the cluster block at once. */
+    char *const *argv;
+    char exe[4096];
+    pid_t upgrade_pid;
+    int upgrade_fd;
+    int64_t upgrade_deadline_ms;
+    pid_t upgrade_waiters[MAX_WAITERS];
+    size_t nupgrade_waiters;
+    bool handed_over;
+    int ready_fd;
+    pid_t old_primary;
+    bool publish;
     char last_status[200];
 #ifdef PF_FAULT_INJECTION
     bool fault_poll, fault_armed;
@@ -118,6 +136,8 @@ static void notify_status(struct primary *p)
 {
     struct pf_census c;
     pf_proctable_census(&p->table, now_ms(), &c);
+    if (!p->publish)
+        return;
     struct pf_scoreboard_cluster *cl = p->scoreboard->cluster;
     atomic_store(&cl->configured, p->table.nslots);
     atomic_store(&cl->serving, c.serving);
@@ -171,6 +191,135 @@ static void answer_when_old_let_go(struct primary *p)
     }
     answer_waiters(p, PF_CONTROL_DONE, p->done_pending);
     p->done_pending = 0;
+}
+
+/* ---- hot upgrade ---------------------------------------------------------------------- */
+
+static void answer_upgrade(struct primary *p, enum pf_control_outcome o, uint32_t detail)
+{
+    for (size_t i = 0; i < p->nupgrade_waiters; i++)
+        if (sigqueue(p->upgrade_waiters[i], PF_CONTROL_REPLY_SIGNAL,
+                     (union sigval){.sival_int = pf_control_reply(o, detail)}) < 0)
+            pf_log_warn("cannot answer the upgrade command pid %d: %s", (int)p->upgrade_waiters[i],
+                        strerror(errno));
+    p->nupgrade_waiters = 0;
+}
+
+static void write_pid_file(const char *path);
+
+/* The new primary serves: it tells the old one, becomes systemd's main process and
+ * starts publishing the cluster's state. */
+static void take_over(struct primary *p)
+{
+    if (write(p->ready_fd, "R", 1) != 1)
+        pf_log_error("cannot tell the old primary pid %d that this one serves: %s",
+                     (int)p->old_primary, strerror(errno));
+    close(p->ready_fd);
+    p->ready_fd = -1;
+    p->publish = true;
+    if (cfg(p)->pid_file[0])
+        write_pid_file(cfg(p)->pid_file);
+    char msg[64];
+    snprintf(msg, sizeof(msg), "MAINPID=%d", (int)getpid());
+    notify(p, msg);
+    pf_log_info("upgrade: this binary serves; the old primary pid %d drains and exits",
+                (int)p->old_primary);
+}
+
+/* SIGUSR2: execute the binary on disk again, handing it every listening socket and the
+ * shared memory; this primary serves on until the new one says it serves. */
+static void start_upgrade(struct primary *p)
+{
+    if (p->upgrade_pid || p->handed_over || p->ready_fd >= 0) {
+        pf_log_warn("upgrade refused: %s", p->ready_fd >= 0
+                                               ? "this primary is itself still taking over"
+                                               : "an upgrade is already in progress");
+        answer_upgrade(p, PF_CONTROL_BUSY, 0);
+        return;
+    }
+    if (p->table.stopping || p->table.reloading) {
+        pf_log_warn("upgrade refused: a %s is in progress", p->table.stopping ? "stop" : "reload");
+        answer_upgrade(p, p->table.stopping ? PF_CONTROL_STOPPING : PF_CONTROL_BUSY, 0);
+        return;
+    }
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        pf_log_error("upgrade: pipe: %s", strerror(errno));
+        answer_upgrade(p, PF_CONTROL_NOMEM, (uint32_t)errno);
+        return;
+    }
+    struct pf_handover h = {.from = getpid(),
+                            .ready_fd = pfd[1],
+                            .scoreboard_fd = p->scoreboard->fd,
+                            .counters_fd = pf_counters_fd(p->counters),
+                            .ls = cur(p)->ls};
+    char *spec = pf_handover_encode(&h);
+    pid_t pid = spec ? fork() : -1;
+    if (pid == 0) {
+        /* The new binary keeps exactly what the description names. */
+        const struct pf_listeners *ls = &cur(p)->ls;
+        for (size_t i = 0; i < ls->nfds; i++)
+            fcntl(ls->fds[i], F_SETFD, 0);
+        fcntl(pfd[1], F_SETFD, 0);
+        fcntl(h.scoreboard_fd, F_SETFD, 0);
+        if (h.counters_fd >= 0)
+            fcntl(h.counters_fd, F_SETFD, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setenv(PF_HANDOVER_VAR, spec, 1);
+        execv(p->exe, p->argv);
+        _exit(127);
+    }
+    int e = errno;
+    free(spec);
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        pf_log_error("upgrade: cannot start %s: %s", p->exe, strerror(e));
+        answer_upgrade(p, PF_CONTROL_NOMEM, (uint32_t)e);
+        return;
+    }
+    p->upgrade_pid = pid;
+    p->upgrade_fd = pfd[0];
+    p->upgrade_deadline_ms = now_ms() + cfg(p)->worker_timeout_ms;
+    pf_log_info("upgrade: started %s as pid %d; serving on until it serves", p->exe, (int)pid);
+}
+
+static void upgrade_failed(struct primary *p, const char *why)
+{
+    pf_log_error("upgrade failed: the new primary pid %d %s; this one keeps serving",
+                 (int)p->upgrade_pid, why);
+    if (p->upgrade_pid > 0)
+        kill(p->upgrade_pid, SIGKILL); /* its workers see their IPC close and exit */
+    if (p->upgrade_fd >= 0)
+        close(p->upgrade_fd);
+    p->upgrade_fd = -1;
+    /* upgrade_pid stays until it is reaped, so that a second upgrade waits for that. */
+    answer_upgrade(p, PF_CONTROL_WORKERS, 0);
+    p->publish = true;
+}
+
+static void begin_stop_for(struct primary *p, int sig, bool handing_over);
+
+static void read_upgrade(struct primary *p)
+{
+    char c;
+    ssize_t n = read(p->upgrade_fd, &c, 1);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n == 1 && c == 'R') {
+        pid_t new_primary = p->upgrade_pid;
+        close(p->upgrade_fd);
+        p->upgrade_fd = -1;
+        p->handed_over = true;
+        p->publish = false;
+        pf_log_info("upgrade: the new primary pid %d serves; draining this one", (int)new_primary);
+        answer_upgrade(p, PF_CONTROL_DONE, (uint32_t)new_primary);
+        begin_stop_for(p, SIGQUIT, true);
+        return;
+    }
+    upgrade_failed(p, "exited before serving");
 }
 
 /* ---- performing the table's actions ---------------------------------------------------- */
@@ -327,6 +476,8 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
         break;
     case PF_ACT_READY:
         pf_log_info("all %u workers serving", p->table.nslots);
+        if (p->ready_fd >= 0)
+            take_over(p);
         notify_status(p);
         notify(p, "READY=1");
         break;
@@ -459,6 +610,19 @@ static void reap(struct primary *p)
     pid_t pid;
     int64_t now = now_ms();
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == p->upgrade_pid) {
+            p->upgrade_pid = 0;
+            if (p->upgrade_fd >= 0) {
+                char why[96];
+                snprintf(why, sizeof(why), "%s %d before serving",
+                         WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                p->upgrade_pid = pid; /* named in the message */
+                upgrade_failed(p, why);
+                p->upgrade_pid = 0;
+            }
+            continue;
+        }
         struct pf_proc *w = pf_proctable_find(&p->table, pid);
         if (!w)
             continue;
@@ -520,21 +684,31 @@ static void reap(struct primary *p)
 
 static void begin_stop(struct primary *p, int sig)
 {
+    begin_stop_for(p, sig, false);
+}
+
+/* A stop; handing_over: the new binary has taken over (upgrade), so the sockets live
+ * on in it: no refusing filter on them, and systemd is not told the service stops. */
+static void begin_stop_for(struct primary *p, int sig, bool handing_over)
+{
     bool graceful = sig == SIGQUIT;
     if (p->table.stopping && (graceful || !p->table.graceful))
         return; /* a fast stop may override a graceful one, not the reverse */
     int64_t grace = graceful ? cfg(p)->shutdown_timeout_ms : PF_FAST_STOP_MS;
     pf_log_info("%s: %s stop, waiting up to %lld ms for workers", strsignal(sig),
                 graceful ? "graceful" : "fast", (long long)grace);
-    notify(p, "STOPPING=1");
+    if (!handing_over)
+        notify(p, "STOPPING=1");
     answer_waiters(p, PF_CONTROL_STOPPING, 0);
+    if (p->upgrade_pid && !p->handed_over)
+        upgrade_failed(p, "was stopped with this primary");
     /* The primary's copies of the listening sockets would keep accepting into queues
      * that no worker will read once the workers have let go of theirs; a client would
      * get a connection, then a reset at exit. The sockets stop taking connections now;
      * the workers accept what is queued and close theirs; later connects are
      * refused. */
     for (size_t k = 0; k < p->gens.n; k++) {
-        int rc = pf_listeners_refuse_new(&p->gens.gens[k]->ls);
+        int rc = handing_over ? 0 : pf_listeners_refuse_new(&p->gens.gens[k]->ls);
         if (rc < 0)
             pf_log_warn("cannot stop the listening sockets taking connections: %s", strerror(-rc));
         pf_listeners_close(&p->gens.gens[k]->ls);
@@ -603,10 +777,20 @@ static void read_signals(struct primary *p)
                 set_worker_count(p, si.ssi_signo == SIGTTIN ? p->table.nslots + 1
                                                             : p->table.nslots - 1);
             break;
-        default:
+        case SIGUSR2: {
 #ifdef PF_FAULT_INJECTION
-            p->fault_armed = si.ssi_signo == SIGUSR2;
+            if (p->fault_poll) {
+                p->fault_armed = true; /* PREFORKD_FAULT=primary-poll-fails */
+                break;
+            }
 #endif
+            bool asked = si.ssi_code == SI_QUEUE && si.ssi_int == PF_CONTROL_ASK;
+            if (asked && p->nupgrade_waiters < MAX_WAITERS)
+                p->upgrade_waiters[p->nupgrade_waiters++] = (pid_t)si.ssi_pid;
+            start_upgrade(p);
+            break;
+        }
+        default:
             pf_log_info("%s ignored", strsignal((int)si.ssi_signo));
         }
     }
@@ -641,6 +825,8 @@ static void read_ipc(struct primary *p, size_t i)
  * then the hung-worker watchdog, deadlines, recycling, systemd's watchdog ping. */
 static void tick(struct primary *p, int64_t now)
 {
+    if (p->upgrade_fd >= 0 && now >= p->upgrade_deadline_ms)
+        upgrade_failed(p, "did not serve within timeouts.worker");
     bool sample_rss = cfg(p)->max_memory != 0;
     for (size_t i = 0; i < p->table.nprocs; i++) {
         struct pf_proc *w = &p->table.procs[i];
@@ -693,8 +879,8 @@ static int supervise(struct primary *p)
         int64_t next = pf_proctable_next_ms(&p->table, now);
         if (next < timeout)
             timeout = next;
-        if (p->table.nprocs + 1 > cap) {
-            cap = p->table.nprocs + 1;
+        if (p->table.nprocs + 2 > cap) {
+            cap = p->table.nprocs + 2;
             struct pollfd *np = realloc(pfds, cap * sizeof(*pfds));
             if (np)
                 pfds = np;
@@ -709,6 +895,8 @@ static int supervise(struct primary *p)
         }
         nfds_t nfds = 0;
         pfds[nfds++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
+        /* The new primary's pipe (upgrade), or a placeholder poll ignores. */
+        pfds[nfds++] = (struct pollfd){.fd = p->upgrade_fd, .events = POLLIN};
         for (size_t i = 0; i < p->table.nprocs; i++) {
             if (p->table.procs[i].pid && p->table.procs[i].ipc_fd >= 0) {
                 which[nfds] = i;
@@ -731,11 +919,13 @@ static int supervise(struct primary *p)
         }
         /* IPC first: a worker's last message must be read before its SIGCHLD frees the
          * table entry. */
-        for (nfds_t k = 1; k < nfds && r > 0; k++) {
+        for (nfds_t k = 2; k < nfds && r > 0; k++) {
             const struct pf_proc *w = &p->table.procs[which[k]];
             if (pfds[k].revents && w->pid && w->ipc_fd == pfds[k].fd)
                 read_ipc(p, which[k]);
         }
+        if (r > 0 && p->upgrade_fd >= 0 && pfds[1].revents)
+            read_upgrade(p);
         if (r > 0 && pfds[0].revents)
             read_signals(p);
     }
@@ -756,11 +946,15 @@ static void write_pid_file(const char *path)
 }
 
 int pf_primary_run(const struct pf_config *config, const char *config_path,
-                   uint32_t workers_override, const struct pf_env *env)
+                   uint32_t workers_override, const struct pf_env *env, char *const *argv)
 {
     uint32_t nworkers = workers_override ? workers_override : pf_config_worker_count(config);
     struct primary p = {.config_path = config_path,
                         .env = env,
+                        .argv = argv,
+                        .upgrade_fd = -1,
+                        .ready_fd = -1,
+                        .publish = true,
                         .workers_override = workers_override,
                         .sigfd = -1,
                         .pid = getpid(),
@@ -780,8 +974,32 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         pf_log_error("signalfd: %s", strerror(errno));
         return 1;
     }
+    /* The binary on disk, for an upgrade: resolved now, while its path still names it. */
+    ssize_t xl = readlink("/proc/self/exe", p.exe, sizeof(p.exe) - 1);
+    p.exe[xl > 0 ? xl : 0] = '\0';
+    struct pf_handover h = {.ready_fd = -1, .scoreboard_fd = -1, .counters_fd = -1};
+    if (env->handover) {
+        if (pf_handover_decode(env->handover, &h) < 0) {
+            pf_log_error("upgrade: cannot read %s from the old primary", PF_HANDOVER_VAR);
+            goto fail;
+        }
+        p.ready_fd = h.ready_fd;
+        p.old_primary = h.from;
+        p.publish = false;
+        fcntl(h.ready_fd, F_SETFD, FD_CLOEXEC);
+        for (size_t i = 0; i < h.ls.nfds; i++)
+            fcntl(h.ls.fds[i], F_SETFD, FD_CLOEXEC);
+        pf_log_info("upgrade: taking over from pid %d (%zu sockets)", (int)h.from, h.ls.nfds);
+    }
     struct pf_generation *g;
-    if (pf_generation_open(&g, config, 1, nworkers, NULL, env->listen_fds, err, sizeof(err)) < 0) {
+    /* Taking over: the old primary's sockets stand as the previous generation's, so
+     * those of the addresses configured are dup()ed, never re-bound. */
+    struct pf_generation inherited = {.ls = h.ls};
+    int grc = pf_generation_open(&g, config, 1, nworkers, env->handover ? &inherited : NULL,
+                                 env->listen_fds, err, sizeof(err));
+    if (env->handover)
+        pf_listeners_close(&h.ls);
+    if (grc < 0) {
         pf_log_error("%s", err);
         goto fail;
     }
@@ -791,19 +1009,47 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         pf_log_error("out of memory for %u worker slots", nworkers);
         goto fail;
     }
-    int crc = pf_counters_new(&p.counters, PF_COUNTERS_DEFAULT_CAPACITY);
+    /* Counters and request figures carry on across an upgrade: the same memory. */
+    int crc = h.counters_fd >= 0 ? pf_counters_from_fd(&p.counters, h.counters_fd) : -ENOENT;
+    if (h.counters_fd >= 0)
+        close(h.counters_fd);
+    if (crc < 0 && h.counters_fd >= 0)
+        pf_log_warn("upgrade: the old primary's counters are of another layout (%s); "
+                    "starting new ones",
+                    strerror(-crc));
+    if (crc < 0)
+        crc = pf_counters_new(&p.counters, PF_COUNTERS_DEFAULT_CAPACITY);
     if (crc < 0) {
         pf_log_error("cannot make the shared counters: %s", strerror(-crc));
         goto fail;
     }
-    /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
-    if (pf_scoreboard_new(&p.scoreboard, 2 * PF_MAX_WORKERS + 64) < 0) {
-        pf_log_error("cannot map the scoreboard");
-        goto fail;
+    int src =
+        h.scoreboard_fd >= 0 ? pf_scoreboard_from_fd(&p.scoreboard, h.scoreboard_fd) : -ENOENT;
+    if (h.scoreboard_fd >= 0)
+        close(h.scoreboard_fd);
+    if (src == 0) {
+        const struct pf_scoreboard_cluster *cl = p.scoreboard->cluster;
+        p.restarts = atomic_load(&cl->restarts);
+        p.reloads = atomic_load(&cl->reloads);
+        /* Generations go on counting, so /metrics never sees one number twice. */
+        uint32_t next = atomic_load(&cl->generation) + 1;
+        g->id = next;
+        p.next_gen = next;
+        p.table.gen = next;
+    } else {
+        if (h.scoreboard_fd >= 0)
+            pf_log_warn("upgrade: the old scoreboard is of another layout; starting a new one");
+        /* Room for every slot twice over (reloads, recycling) plus SIGTTIN growth. */
+        if (pf_scoreboard_new(&p.scoreboard, 2 * PF_MAX_WORKERS + 64) < 0) {
+            pf_log_error("cannot map the scoreboard");
+            goto fail;
+        }
     }
-    atomic_store(&p.scoreboard->cluster->primary_pid, getpid());
-    atomic_store(&p.scoreboard->cluster->started_ms, now_ms());
-    atomic_store(&p.scoreboard->cluster->configured, nworkers);
+    if (p.publish) {
+        atomic_store(&p.scoreboard->cluster->primary_pid, getpid());
+        atomic_store(&p.scoreboard->cluster->started_ms, now_ms());
+        atomic_store(&p.scoreboard->cluster->configured, nworkers);
+    }
     if (env->watchdog_usec) {
         p.watchdog_interval_ms = (int64_t)(env->watchdog_usec / 2000);
         char why[256];
@@ -817,7 +1063,9 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
     const char *fault = getenv("PREFORKD_FAULT");
     p.fault_poll = fault && strcmp(fault, "primary-poll-fails") == 0;
 #endif
-    if (g->cfg->pid_file[0])
+    /* A new primary writes the pid file once it serves (take_over): until then the old
+     * one is the service. */
+    if (g->cfg->pid_file[0] && !env->handover)
         write_pid_file(g->cfg->pid_file);
     p.last_tick_ms = now_ms();
     pf_log_info("starting %u worker%s", nworkers, nworkers == 1 ? "" : "s");
@@ -826,8 +1074,13 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
         status = 0;
     else
         pf_log_error("the primary failed: %s; its workers exit with it", strerror(-rc));
-    if (cfg(&p)->pid_file[0])
+    /* After a hand-over the pid file names the new primary. */
+    if (cfg(&p)->pid_file[0] && !p.handed_over)
         unlink(cfg(&p)->pid_file);
+    if (p.upgrade_fd >= 0)
+        close(p.upgrade_fd);
+    if (p.ready_fd >= 0)
+        close(p.ready_fd);
     pf_log_info("stopped");
 fail:
     pf_generations_free(&p.gens);

@@ -3,25 +3,76 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows)
+static int map(struct pf_scoreboard **out, int fd, size_t size, uint32_t nrows)
 {
     struct pf_scoreboard *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    size_t size = sizeof(struct pf_scoreboard_cluster) + sizeof(struct pf_scoreboard_row) * nrows;
-    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED) {
         int e = errno;
         free(b);
         return -e;
     }
+    b->fd = fd;
     b->nrows = nrows;
     b->cluster = mem;
-    /* Anonymous mappings start zeroed: every row FREE. */
     b->rows = (struct pf_scoreboard_row *)((char *)mem + sizeof(struct pf_scoreboard_cluster));
     *out = b;
+    return 0;
+}
+
+int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows)
+{
+    size_t size = sizeof(struct pf_scoreboard_cluster) + sizeof(struct pf_scoreboard_row) * nrows;
+    int fd = memfd_create("preforkd-scoreboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    /* Sealed at its size: no holder can shrink it under the others (SIGBUS). */
+    if (ftruncate(fd, (off_t)size) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int rc = map(out, fd, size, nrows);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    /* A new file reads as zeros: every row FREE. */
+    (*out)->cluster->magic = PF_SCOREBOARD_MAGIC;
+    (*out)->cluster->cluster_size = sizeof(struct pf_scoreboard_cluster);
+    (*out)->cluster->row_size = sizeof(struct pf_scoreboard_row);
+    return 0;
+}
+
+int pf_scoreboard_from_fd(struct pf_scoreboard **out, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    size_t head = sizeof(struct pf_scoreboard_cluster), row = sizeof(struct pf_scoreboard_row);
+    if ((size_t)st.st_size < head || ((size_t)st.st_size - head) % row != 0)
+        return -EPROTO;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0)
+        return -errno;
+    int rc = map(out, own, (size_t)st.st_size, (uint32_t)(((size_t)st.st_size - head) / row));
+    if (rc < 0) {
+        close(own);
+        return rc;
+    }
+    const struct pf_scoreboard_cluster *c = (*out)->cluster;
+    if (c->magic != PF_SCOREBOARD_MAGIC || c->cluster_size != head || c->row_size != row) {
+        pf_scoreboard_free(out);
+        return -EPROTO;
+    }
     return 0;
 }
 
@@ -31,6 +82,7 @@ void pf_scoreboard_free(struct pf_scoreboard **board)
         return;
     munmap((*board)->cluster, sizeof(struct pf_scoreboard_cluster) +
                                   sizeof(struct pf_scoreboard_row) * (*board)->nrows);
+    close((*board)->fd);
     free(*board);
     *board = NULL;
 }
@@ -40,7 +92,10 @@ int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, u
 {
     for (uint32_t i = 0; i < board->nrows; i++) {
         struct pf_scoreboard_row *e = &board->rows[i];
-        if (atomic_load(&e->state) != PF_WSTATE_FREE)
+        /* Two primaries share the rows for a moment during an upgrade: a row is taken
+         * with a compare-and-swap, never by two. */
+        uint32_t free_state = PF_WSTATE_FREE;
+        if (!atomic_compare_exchange_strong(&e->state, &free_state, PF_WSTATE_CLAIMED))
             continue;
         e->slot = slot;
         e->generation = generation;
@@ -72,8 +127,9 @@ void pf_counters_add(struct pf_counters *dst, const struct pf_counters *src)
 {
     for (int r = 0; r < PF_STAT_ROUTES; r++)
         for (int k = 0; k < PF_STAT_CLASSES; k++)
-            pf_count(&dst->requests[r][k], atomic_load(&src->requests[r][k]));
-    pf_count(&dst->accepted, atomic_load(&src->accepted));
-    pf_count(&dst->bytes_in, atomic_load(&src->bytes_in));
-    pf_count(&dst->bytes_out, atomic_load(&src->bytes_out));
+            atomic_fetch_add(&dst->requests[r][k], atomic_load(&src->requests[r][k]));
+    /* Atomic additions: during an upgrade both primaries fold exited workers in. */
+    atomic_fetch_add(&dst->accepted, atomic_load(&src->accepted));
+    atomic_fetch_add(&dst->bytes_in, atomic_load(&src->bytes_in));
+    atomic_fetch_add(&dst->bytes_out, atomic_load(&src->bytes_out));
 }

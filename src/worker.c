@@ -27,6 +27,7 @@
 #include "preforkd/privdrop.h"
 #include "preforkd/procfs.h"
 #include "preforkd/log.h"
+#include "preforkd/version.h"
 
 enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL };
 
@@ -500,6 +501,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     w.ctx.slot = slot;
     pf_router_init(&w.router, cfg);
     w.ctx.router = &w.router;
+    w.ctx.version = pf_build_version();
     w.ctx.counters = counters;
     /* The module API's pf_counter() finds the region here; so does the count route. */
     pf_counters_set_current(counters);
@@ -635,4 +637,12 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     close(w.sig.fd);
     close(w.epfd);
     return 0;
+}
+
+const char *pf_build_version(void)
+{
+#ifndef PF_VERSION_SUFFIX
+#define PF_VERSION_SUFFIX ""
+#endif
+    return PF_VERSION PF_VERSION_SUFFIX;
 }

@@ -51,5 +51,8 @@ const char *pf_control_outcome_text(enum pf_control_outcome o);
  * pid_file) and waits until the new generation serves (exit 0) or the reload failed
  * (exit 1, the reason printed). */
 int pf_control_reload_main(int argc, char **argv, const struct pf_env *env);
+/* `preforkd upgrade [-c FILE] [--pid PID] [--timeout T]`: the same for SIGUSR2, the hot
+ * binary upgrade: exit 0 once the new binary's primary serves (its pid printed). */
+int pf_control_upgrade_main(int argc, char **argv, const struct pf_env *env);
 
 #endif

@@ -13,6 +13,7 @@ struct pf_env {
     int listen_fds;          /* LISTEN_FDS meant for this process (socket activation) */
     bool journal;            /* JOURNAL_STREAM: stderr is journald, which stamps lines */
     pid_t mainpid;           /* MAINPID, as systemd sets it for ExecReload= */
+    const char *handover;    /* PREFORKD_HANDOVER from an old primary (upgrade), or NULL */
 };
 
 /* Fills env from get(name) (getenv, or a fake in tests) for process self: LISTEN_FDS

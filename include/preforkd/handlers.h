@@ -41,6 +41,7 @@ struct pf_handler_ctx {
     const struct pf_config *cfg; /* route labels for /metrics (NULL: none) */
     bool fail_when_degraded;
     const struct pf_router *router;
+    const char *version;                 /* the binary's, for /health (NULL: not shown) */
     struct pf_counters_region *counters; /* the shared counters (NULL outside a daemon) */
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);

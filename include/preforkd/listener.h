@@ -45,5 +45,8 @@ int pf_listeners_port(const struct pf_listeners *ls, size_t i);
  * connection accepted by the kernel that no worker will take. */
 int pf_listeners_refuse_new(const struct pf_listeners *ls);
 void pf_listeners_close(struct pf_listeners *ls);
+/* An empty set of naddrs addresses and nslots slots (fds all -1), to be filled in. */
+int pf_listeners_alloc(struct pf_listeners *ls, size_t naddrs, uint32_t nslots,
+                       enum pf_balance balance);
 
 #endif

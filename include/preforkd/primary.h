@@ -23,6 +23,6 @@ int pf_primary_watchdog_check(uint64_t watchdog_usec, uint32_t worker_timeout_ms
  * workers_override (from -w; 0 for none) outranks the file's `workers:` across reloads.
  * Returns the process exit status. */
 int pf_primary_run(const struct pf_config *cfg, const char *config_path, uint32_t workers_override,
-                   const struct pf_env *env);
+                   const struct pf_env *env, char *const *argv);
 
 #endif

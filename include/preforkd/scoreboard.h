@@ -16,7 +16,13 @@
  * retired counters, and writes the cluster block; it reads every row (heartbeats for
  * the watchdog, request counts for recycling). */
 
-enum pf_worker_state { PF_WSTATE_FREE, PF_WSTATE_STARTING, PF_WSTATE_SERVING, PF_WSTATE_DRAINING };
+enum pf_worker_state {
+    PF_WSTATE_FREE,
+    PF_WSTATE_STARTING,
+    PF_WSTATE_SERVING,
+    PF_WSTATE_DRAINING,
+    PF_WSTATE_CLAIMED /* taken by a primary, being filled in */
+};
 
 struct pf_counters {
     _Atomic uint64_t requests[PF_STAT_ROUTES][PF_STAT_CLASSES];
@@ -64,6 +70,9 @@ static inline unsigned pf_status_class(unsigned status)
 
 /* Written by the primary, read by any worker (for /health and /metrics). */
 struct pf_scoreboard_cluster {
+    /* The layout, checked by a new binary that takes the region over (upgrade). */
+    uint64_t magic;
+    uint32_t cluster_size, row_size;
     _Atomic int32_t primary_pid;
     _Atomic uint32_t configured;
     _Atomic uint32_t serving;
@@ -79,13 +88,19 @@ struct pf_scoreboard_cluster {
     struct pf_counters retired[PF_MAX_WORKERS];
 } __attribute__((aligned(64)));
 
+#define PF_SCOREBOARD_MAGIC UINT64_C(0x3162726f63736670) /* "pfscorb1" */
+
 struct pf_scoreboard {
+    int fd; /* the memfd behind it, handed to a new binary on upgrade */
     uint32_t nrows;
     struct pf_scoreboard_cluster *cluster;
     struct pf_scoreboard_row *rows;
 };
 
+/* A new region (a sealed memfd mapped shared: handed over by its fd on upgrade). */
 int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows);
+/* The region behind fd, made by a binary of this layout; -EPROTO for another layout. */
+int pf_scoreboard_from_fd(struct pf_scoreboard **out, int fd);
 void pf_scoreboard_free(struct pf_scoreboard **board);
 /* A free row for a new worker, claimed for pid; -1 when full. */
 int pf_scoreboard_claim(struct pf_scoreboard *board, pid_t pid, uint32_t slot, uint32_t generation,

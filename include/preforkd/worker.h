@@ -15,6 +15,9 @@
  * once would race with requests already on the wire. */
 #define PF_DRAIN_IDLE_MS 1000
 
+/* This binary's version (PF_VERSION, and a suffix a test build sets). */
+const char *pf_build_version(void);
+
 /* A worker's exit status when a module did not load or init (EX_CONFIG). */
 #define PF_WORKER_EXIT_MODULE 78
 

@@ -275,7 +275,7 @@ void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
             for (size_t i = 0; i < sizeof(vg) / sizeof(vg[0]); i++)
                 argv[n++] = vg[i];
         }
-        argv[n++] = PF_TEST_BINARY;
+        argv[n++] = opts->binary ? opts->binary : PF_TEST_BINARY;
         argv[n++] = "-c";
         argv[n++] = d->conf;
         for (const char *const *a = opts->args; a && *a && n < 31; a++)
@@ -704,18 +704,23 @@ static void *load_main(void *arg)
             }
             size_t len = 0;
             bool done = false;
+            ssize_t last = 1;
             while (!done && len < sizeof(buf) - 1) {
                 ssize_t n = recv(fds[i], buf + len, sizeof(buf) - 1 - len, 0);
-                if (n <= 0)
+                if (n < 0 && errno == EINTR)
+                    continue; /* a signal to the test process, not an answer */
+                if (n <= 0) {
+                    last = n;
                     break;
+                }
                 len += (size_t)n;
                 done = count_responses(buf, len) >= 1;
             }
             buf[len] = '\0';
             if (!done) {
                 char what[160];
-                snprintf(what, sizeof(what), "no complete answer (%zu bytes: %.60s) errno %d", len,
-                         buf, errno);
+                snprintf(what, sizeof(what), "no complete answer (%zu bytes: %.60s) %s", len, buf,
+                         last == 0 ? "the server closed" : strerror(errno));
                 load_fail(l, what);
                 close(fds[i]);
                 fds[i] = -1;

@@ -42,6 +42,7 @@ struct daemon_opts {
                                line instead of `ready` */
     enum daemon_ready ready;
     const char *const *args; /* more command-line arguments, NULL-terminated */
+    const char *binary;      /* the daemon to run (default PF_TEST_BINARY) */
 };
 void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
                        const struct daemon_opts *opts);

@@ -1,0 +1,223 @@
+/* Hot binary upgrade: SIGUSR2 / `preforkd upgrade` executes the binary on disk again,
+ * hands it the listening sockets and the shared memory, and the old primary drains away
+ * once the new one serves. Under load nothing fails; a new binary that exits at once or
+ * never serves leaves the old one serving; counters go on. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* The daemon runs from a file in its directory, which a deploy replaces. */
+struct deployed {
+    struct daemon d;
+    char bin[256];
+    pid_t primary; /* the current primary: the test's child at first, an orphan later */
+};
+
+static void deploy(struct deployed *x, const char *from)
+{
+    char tmp[300], cmd[2048];
+    snprintf(tmp, sizeof(tmp), "%s.new", x->bin);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod +x '%s' && mv '%s' '%s'", from, tmp, tmp, tmp,
+             x->bin);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void start(struct deployed *x, const char *yaml)
+{
+    /* Orphans come to the test: the new primary's parent, the old one, exits. */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char dir[] = "/tmp/preforkd-upgrade-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(x->bin, sizeof(x->bin), "%s/preforkd", dir);
+    deploy(x, PF_TEST_BINARY);
+    struct daemon_opts o = {.listen_fd = -1, .binary = x->bin};
+    daemon_start_opts(&x->d, yaml, 2, &o);
+    x->primary = x->d.pid;
+}
+
+static int upgrade(struct deployed *x, char *out, size_t cap)
+{
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)x->primary);
+    const char *argv[] = {PF_TEST_BINARY, "upgrade", "-c", x->d.conf, "--pid", pid,
+                          "--timeout",    "60s",     NULL};
+    int rc = run_capture(argv, out, cap);
+    if (rc == 0) {
+        const char *p = strstr(out, "the new primary pid ");
+        assert_non_null(p);
+        pid_t old = x->primary;
+        x->primary = (pid_t)atoi(p + 20);
+        /* The old primary exits once drained; the test reaps it (subreaper). */
+        int st;
+        long long deadline = now_ms() + WAIT_MS;
+        while (waitpid(old, &st, WNOHANG) != old && now_ms() < deadline)
+            sleep_ms(10);
+    }
+    return rc;
+}
+
+static const char *health(struct deployed *x, char *buf, size_t cap)
+{
+    http_exchange(x->d.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+                  cap);
+    return buf;
+}
+
+static void stop(struct deployed *x)
+{
+    kill(x->primary, SIGTERM);
+    int st = 0;
+    long long deadline = now_ms() + WAIT_MS;
+    pid_t r;
+    while ((r = waitpid(x->primary, &st, WNOHANG)) != x->primary && now_ms() < deadline)
+        sleep_ms(10);
+    assert_int_equal(r, x->primary);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* No worker of any primary outlives the service. */
+    deadline = now_ms() + WAIT_MS;
+    while (waitpid(-1, &st, WNOHANG) > 0 || (errno != ECHILD && now_ms() < deadline))
+        sleep_ms(10);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%.*s'", x->d.dir, (int)(strrchr(x->bin, '/') - x->bin),
+             x->bin);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_ten_upgrades_under_load_lose_nothing(void **state)
+{
+    (void)state;
+    struct deployed x;
+    start(&x, "pid_file: @DIR@/preforkd.pid\n");
+    struct load l;
+    load_start(&l, x.d.port, 4, 4);
+    char out[4096], buf[4096];
+    for (int i = 1; i <= 10; i++) {
+        unsigned long before = l.ok;
+        long long deadline = now_ms() + WAIT_MS;
+        while (l.ok < before + 50 && now_ms() < deadline)
+            sleep_ms(5);
+        const char *bin = i % 2 ? PF_TEST_BINARY_V2 : PF_TEST_BINARY;
+        deploy(&x, bin);
+        int rc = upgrade(&x, out, sizeof(out));
+        if (rc != 0)
+            fail_msg("upgrade %d exited %d: %s", i, rc, out);
+        /* The answers now come from the new binary's workers. */
+        const char *want = i % 2 ? "+v2\"" : "\"version\":\"0";
+        deadline = now_ms() + WAIT_MS;
+        while (!strstr(health(&x, buf, sizeof(buf)), want) && now_ms() < deadline)
+            sleep_ms(10);
+        assert_non_null(strstr(buf, want));
+    }
+    unsigned long before = l.ok;
+    long long deadline = now_ms() + WAIT_MS;
+    while (l.ok < before + 50 && now_ms() < deadline)
+        sleep_ms(5);
+    load_stop(&l);
+    printf("10 upgrades under load: %lu requests answered, %lu failed%s%s\n", l.ok, l.failed,
+           l.failed ? ": " : "", l.failed ? l.first_error : "");
+    assert_int_equal(l.failed, 0);
+    stop(&x);
+}
+
+static void test_counters_and_figures_go_on(void **state)
+{
+    (void)state;
+    struct deployed x;
+    start(&x,
+          "routes:\n  - {path: /count, handler: count}\n  - {path: /health, handler: health}\n");
+    char buf[4096], out[4096];
+    for (int i = 0; i < 5; i++)
+        http_exchange(x.d.port, "GET /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+                      sizeof(buf));
+    assert_string_equal(body_of(buf), "{\"count\":5}");
+    double answered =
+        metric_value(x.d.port, "preforkd_requests_total{worker=\"0\",route=\"/count\","
+                               "code=\"2xx\"}") +
+        metric_value(x.d.port, "preforkd_requests_total{worker=\"1\",route=\"/count\","
+                               "code=\"2xx\"}");
+    assert_true(answered == 5);
+    assert_int_equal(upgrade(&x, out, sizeof(out)), 0);
+    http_exchange(x.d.port, "GET /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+                  sizeof(buf));
+    assert_string_equal(body_of(buf), "{\"count\":6}");
+    double after = metric_value(x.d.port, "preforkd_requests_total{worker=\"0\",route=\"/count\","
+                                          "code=\"2xx\"}") +
+                   metric_value(x.d.port, "preforkd_requests_total{worker=\"1\",route=\"/count\","
+                                          "code=\"2xx\"}");
+    assert_true(after == 6); /* not back to 1: the request figures went on too */
+    assert_true(metric_value(x.d.port, "preforkd_generation") == 2);
+    stop(&x);
+}
+
+/* A "binary" that is a script: exits at once, or never serves. */
+static void deploy_script(struct deployed *x, const char *body)
+{
+    char path[300], cmd[1024];
+    snprintf(path, sizeof(path), "%s.script", x->bin);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\n%s\n", body);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "chmod +x '%s' && mv '%s' '%s'", path, path, x->bin);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_failed_upgrades_keep_the_old_primary(void **state)
+{
+    (void)state;
+    struct deployed x;
+    start(&x, "timeouts:\n  worker: 3s\n");
+    pid_t first = x.primary;
+    char out[4096], buf[4096];
+    /* A binary that exits at once. */
+    deploy_script(&x, "exit 3");
+    assert_int_equal(upgrade(&x, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "failed"));
+    assert_int_equal(x.primary, first);
+    assert_int_equal(status_of(health(&x, buf, sizeof(buf))), 200);
+    /* One that never serves: given up after timeouts.worker, and a second upgrade
+     * meanwhile is refused. */
+    deploy_script(&x, "exec sleep 600");
+    kill(x.primary, SIGUSR2);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)x.primary);
+    const char *again[] = {PF_TEST_BINARY, "upgrade", "-c", x.d.conf, "--pid", pid, NULL};
+    long long deadline = now_ms() + WAIT_MS;
+    int rc;
+    do {
+        rc = run_capture(again, out, sizeof(out));
+    } while (rc == 0 && now_ms() < deadline);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "already in progress"));
+    /* The refused one got its answer; the stuck one is given up and killed. */
+    deadline = now_ms() + WAIT_MS;
+    deploy(&x, PF_TEST_BINARY);
+    while ((rc = upgrade(&x, out, sizeof(out))) != 0 && now_ms() < deadline)
+        sleep_ms(200); /* "in progress" until the stuck one is given up */
+    if (rc != 0)
+        fail_msg("the upgrade after a stuck one exited %d: %s", rc, out);
+    assert_int_equal(status_of(health(&x, buf, sizeof(buf))), 200);
+    stop(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ten_upgrades_under_load_lose_nothing),
+        cmocka_unit_test(test_counters_and_figures_go_on),
+        cmocka_unit_test(test_failed_upgrades_keep_the_old_primary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
