@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "preforkd/version.h"
 
 static struct daemon d;
 static char buf[1 << 16];
@@ -78,8 +79,8 @@ static void test_routes_exact_bodies(void **state)
     assert_true(is_worker(pid));
     assert_true(uptime >= 0 && uptime < 600);
     assert_true(rss > 100000 && rss < 64ULL * 1024 * 1024);
-    assert_non_null(
-        strstr(buf, ",\"cluster\":{\"serving\":2,\"configured\":2,\"degraded\":false}}"));
+    assert_non_null(strstr(buf, ",\"cluster\":{\"serving\":2,\"configured\":2,\"degraded\":false},"
+                                "\"version\":\"" PF_VERSION "\"}"));
 }
 
 static void test_head_404_405(void **state)
