@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -85,6 +86,115 @@ int pf_static_check_path(const char *raw, size_t raw_len, char *decoded, size_t 
 
 /* ---- the file ---------------------------------------------------------------------- */
 
+/* Tests run every lookup through the walk below too (pf_static_walk_only). */
+static bool walk_only;
+
+void pf_static_walk_only(bool on)
+{
+    walk_only = on;
+}
+
+/* openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) done by hand, for where the system
+ * call is missing (ENOSYS: valgrind, kernels before 5.6): component by component, each
+ * opened with O_NOFOLLOW beneath the directory before it; a symbolic link is read and
+ * followed the same way, an absolute one or a ".." above the root refused (-EXDEV), 40
+ * links at most (-ELOOP), as the kernel's rules are. */
+#define WALK_DEPTH_MAX 256
+static int walk_beneath(int root_fd, const char *name)
+{
+    int dirs[WALK_DEPTH_MAX];
+    size_t depth = 0, links = 0;
+    dirs[0] = root_fd;
+    char rest[2 * PF_STATIC_PATH_MAX], link[PF_STATIC_PATH_MAX];
+    if (snprintf(rest, sizeof(rest), "%s", name) >= (int)sizeof(rest))
+        return -ENAMETOOLONG;
+    int rc = -ENOENT, result = -1;
+    char *p = rest;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char comp[NAME_MAX + 1];
+        if (n > NAME_MAX) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        p += n;
+        while (*p == '/')
+            p++;
+        bool last = *p == '\0';
+        if (n == 0 || strcmp(comp, ".") == 0) {
+            if (!last)
+                continue;
+            strcpy(comp, ".");
+        } else if (strcmp(comp, "..") == 0) {
+            if (depth == 0) {
+                rc = -EXDEV;
+                goto out;
+            }
+            close(dirs[depth--]);
+            if (!last)
+                continue;
+            strcpy(comp, ".");
+        }
+        struct stat st;
+        if (fstatat(dirs[depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t ln = readlinkat(dirs[depth], comp, link, sizeof(link) - 1);
+            if (ln < 0) {
+                rc = -errno;
+                goto out;
+            }
+            link[ln] = '\0';
+            if (link[0] == '/') {
+                rc = -EXDEV;
+                goto out;
+            }
+            if (++links > 40) {
+                rc = -ELOOP;
+                goto out;
+            }
+            /* The link's target takes its place in what is left to walk. */
+            char next[2 * PF_STATIC_PATH_MAX];
+            if (snprintf(next, sizeof(next), "%s/%s", link, p) >= (int)sizeof(next)) {
+                rc = -ENAMETOOLONG;
+                goto out;
+            }
+            strcpy(rest, next);
+            p = rest;
+            continue;
+        }
+        int flags = last ? O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW
+                         : O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+        int fd = openat(dirs[depth], comp, flags);
+        if (fd < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (last) {
+            result = fd;
+            rc = 0;
+            goto out;
+        }
+        if (depth + 1 == WALK_DEPTH_MAX) {
+            close(fd);
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+        dirs[++depth] = fd;
+    }
+out:
+    while (depth > 0)
+        close(dirs[depth--]);
+    return rc < 0 ? rc : result;
+}
+
 static int openat2_beneath(int root_fd, const char *name)
 {
     /* O_NONBLOCK: opening a fifo for reading would otherwise wait for a writer. No
@@ -95,9 +205,11 @@ static int openat2_beneath(int root_fd, const char *name)
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     for (int tries = 0;; tries++) {
-        long fd = syscall(SYS_openat2, root_fd, name, &how, sizeof(how));
+        long fd = walk_only ? -1 : syscall(SYS_openat2, root_fd, name, &how, sizeof(how));
         if (fd >= 0)
             return (int)fd;
+        if (walk_only || errno == ENOSYS)
+            return walk_beneath(root_fd, name);
         /* EAGAIN: a rename raced a ".." walk and the kernel could not prove it stayed
          * beneath; openat2(2) says to try again. */
         if (errno != EAGAIN || tries == 2)

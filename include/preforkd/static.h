@@ -74,6 +74,9 @@ int pf_static_open(int root_fd, const char *rel, const char *index, struct pf_st
  * path with ".gz" appended, by the same rules; -ENOENT (or any error) means there is
  * none to offer. */
 int pf_static_open_gz(int root_fd, const char *rel, const char *index, struct pf_static_file *out);
+/* For tests: every lookup by the by-hand walk that stands in for openat2 where the
+ * kernel lacks it (ENOSYS: valgrind, kernels before 5.6), with the same rules. */
+void pf_static_walk_only(bool on);
 /* Closes f->fd if open and sets it to -1; NULL is accepted. */
 void pf_static_close(struct pf_static_file *f);
 

@@ -276,6 +276,14 @@ static void test_paths(void **state)
         assert_int_equal(serve("/null", 5, content, sizeof(content), &is_index), 403);
 }
 
+/* The same table through the walk that stands in for a missing openat2. */
+static void test_paths_by_walk(void **state)
+{
+    pf_static_walk_only(true);
+    test_paths(state);
+    pf_static_walk_only(false);
+}
+
 static void test_decoding(void **state)
 {
     (void)state;
@@ -763,6 +771,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_paths_by_walk),
         cmocka_unit_test(test_decoding),
         cmocka_unit_test(test_open),
         cmocka_unit_test(test_open_gz),
