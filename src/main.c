@@ -20,6 +20,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: preforkd [-c FILE] [-w N] [-t] [-f]\n"
                  "       preforkd status [-c FILE] [--json]\n"
                  "       preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
+                 "       preforkd stop [--graceful] [-c FILE] [--pid PID] [--timeout T]\n"
                  "\n"
                  "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
                  "\n"
@@ -33,6 +34,8 @@ static void usage(FILE *out)
                  "  status              the worker table of the running daemon (from /metrics)\n"
                  "  reload              validate FILE, reload the running daemon and wait for\n"
                  "                      the outcome: exit 0 once the new workers serve\n"
+                 "  stop                stop the running daemon (--graceful: lame duck, then\n"
+                 "                      drain) and wait until it has exited: exit 0\n"
                  "\n"
                  "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
                  "USR1 reopen log file, TTIN/TTOU one worker more/fewer.\n");
@@ -54,6 +57,8 @@ int main(int argc, char **argv)
         return pf_status_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "reload") == 0)
         return pf_control_reload_main(argc - 1, argv + 1, &env);
+    if (argc > 1 && strcmp(argv[1], "stop") == 0)
+        return pf_control_stop_main(argc - 1, argv + 1, &env);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;

@@ -52,4 +52,9 @@ const char *pf_control_outcome_text(enum pf_control_outcome o);
  * (exit 1, the reason printed). */
 int pf_control_reload_main(int argc, char **argv, const struct pf_env *env);
 
+/* `preforkd stop [--graceful] [-c FILE] [--pid PID] [--timeout T]`: SIGQUIT (graceful:
+ * lame duck, then drain) or SIGTERM (fast) to the primary (found as for reload), then
+ * waits until it has exited: exit 0, or 1 when T passes first or there is no primary. */
+int pf_control_stop_main(int argc, char **argv, const struct pf_env *env);
+
 #endif
