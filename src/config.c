@@ -33,6 +33,7 @@ void pf_config_defaults(struct pf_config *cfg)
     cfg->min_uptime_ms = 1000;
     cfg->worker_timeout_ms = 30000;
     cfg->metrics_enabled = true;
+    cfg->health_ready_when_degraded = true;
     strcpy(cfg->metrics_path, "/metrics");
     cfg->limits.request_line = 8 * 1024;
     cfg->limits.header_block = 16 * 1024;
@@ -232,7 +233,8 @@ struct key {
 
 #define OFF(f) offsetof(struct pf_config, f)
 
-/* The seed's routes, served when the file has no `routes:` list. */
+/* The seed's routes, and /ready for load balancers, served when the file has no
+ * `routes:` list. */
 static const struct {
     const char *path;
     enum pf_handler_kind kind;
@@ -240,13 +242,14 @@ static const struct {
     {"/", PF_HANDLER_SUM},
     {"/health", PF_HANDLER_HEALTH},
     {"/heavy", PF_HANDLER_HEAVY},
+    {"/ready", PF_HANDLER_READY},
 };
 
 /* The built-in handlers a route may name, by the name it uses. */
 static const char *const handler_names[PF_HANDLER_KINDS] = {
     [PF_HANDLER_SUM] = "sum",         [PF_HANDLER_HEALTH] = "health", [PF_HANDLER_HEAVY] = "heavy",
     [PF_HANDLER_METRICS] = "metrics", [PF_HANDLER_STATIC] = "static", [PF_HANDLER_COUNT] = "count",
-    [PF_HANDLER_MODULE] = NULL,
+    [PF_HANDLER_READY] = "ready",     [PF_HANDLER_MODULE] = NULL,
 };
 
 const char *pf_config_handler_name(enum pf_handler_kind kind)
@@ -273,6 +276,7 @@ static const struct key timeout_keys[] = {
     {"body", T_DURATION, OFF(body_timeout_ms), 1, 3600000, NULL},
     {"body_min_rate", T_SIZE, OFF(body_min_rate), 1, UINT64_C(1) << 40, NULL},
     {"shutdown", T_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, NULL},
+    {"lame_duck", T_DURATION, OFF(lame_duck_ms), 0, 3600000, NULL},
     {"min_uptime", T_DURATION, OFF(min_uptime_ms), 0, 3600000, NULL},
     {"worker", T_DURATION, OFF(worker_timeout_ms), 2000, 3600000, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
@@ -303,6 +307,7 @@ static const struct key metrics_keys[] = {
 
 static const struct key health_keys[] = {
     {"fail_when_degraded", T_BOOL, OFF(health_fail_when_degraded), 0, 0, NULL},
+    {"ready_when_degraded", T_BOOL, OFF(health_ready_when_degraded), 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
 static const struct key access_keys[] = {
@@ -460,8 +465,8 @@ static int set_route(struct loader *ld, yaml_node_t *map, struct pf_route_config
             }
             if (r->kind == PF_HANDLER_KINDS || r->kind == PF_HANDLER_METRICS)
                 return fail_at(ld, vn,
-                               "unknown handler '%s' (sum, health, heavy, static, count, or "
-                               "MODULE.HANDLER for a module in 'modules')",
+                               "unknown handler '%s' (sum, health, heavy, ready, static, count, "
+                               "or MODULE.HANDLER for a module in 'modules')",
                                h);
         } else if (strcmp(key, "methods") == 0) {
             rc = set_methods(ld, vn, &r->methods);

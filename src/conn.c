@@ -245,8 +245,9 @@ static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
             answer_expectation(c, env);
             continue;
         }
-        /* While draining, the last request already read is answered with "close". */
-        if (env->draining && c->rpos == c->rlen)
+        /* While draining, the last request already read is answered with "close"; in
+         * the primary's lame duck, every request. */
+        if ((env->draining && c->rpos == c->rlen) || pf_handlers_closes_connections(env->ctx))
             c->http.req.keep_alive = false;
         answer_request(c, env);
     }

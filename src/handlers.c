@@ -11,6 +11,7 @@
 #include "preforkd/log.h"
 #include "preforkd/metrics.h"
 #include "preforkd/procfs.h"
+#include "preforkd/readiness.h"
 
 static int self_memory(struct pf_memory *out)
 {
@@ -334,6 +335,25 @@ static bool cluster_degraded(const struct pf_handler_ctx *ctx)
            atomic_load_explicit(&ctx->scoreboard->cluster->degraded, memory_order_relaxed);
 }
 
+/* The primary's phase; outside a daemon (no scoreboard), serving. */
+static enum pf_service_state service_state(const struct pf_handler_ctx *ctx)
+{
+    return ctx->scoreboard ? (enum pf_service_state)atomic_load_explicit(
+                                 &ctx->scoreboard->cluster->state, memory_order_relaxed)
+                           : PF_SVC_SERVING;
+}
+
+static bool ready_now(const struct pf_handler_ctx *ctx)
+{
+    return pf_readiness_is_ready(service_state(ctx), cluster_degraded(ctx),
+                                 ctx->ready_when_degraded);
+}
+
+bool pf_handlers_closes_connections(const struct pf_handler_ctx *ctx)
+{
+    return pf_readiness_closes_connections(service_state(ctx));
+}
+
 /* /health answers 503 while degraded when configured to. */
 static bool health_fails(const struct pf_handler_ctx *ctx, bool degraded)
 {
@@ -417,6 +437,23 @@ static int h_health(void *state, const struct pf_req *req, struct pf_resp *resp)
     return 0;
 }
 
+/* For load balancers: 200 while this instance should get traffic, else 503 (starting,
+ * lame duck, draining, stopping, or degraded unless health.ready_when_degraded). */
+static int h_ready(void *state, const struct pf_req *req, struct pf_resp *resp)
+{
+    (void)state;
+    struct pf_handler_ctx *ctx = req->ctx;
+    struct pf_buf *b = &resp->body;
+    bool ready = ready_now(ctx);
+    resp->block = PF_BLOCK_JSON_NO_STORE;
+    if (!ready)
+        resp->status = 503;
+    pf_buf_put_str(b, ready ? "{\"ready\":true,\"state\":\"" : "{\"ready\":false,\"state\":\"");
+    pf_buf_put_str(b, pf_readiness_state_name(service_state(ctx)));
+    pf_buf_put_str(b, cluster_degraded(ctx) ? "\",\"degraded\":true}" : "\",\"degraded\":false}");
+    return 0;
+}
+
 static int h_metrics(void *state, const struct pf_req *req, struct pf_resp *resp)
 {
     (void)state;
@@ -455,6 +492,7 @@ static const struct {
     [PF_HANDLER_METRICS] = {h_metrics, 0},
     [PF_HANDLER_STATIC] = {NULL, PF_HTTP_KEEP_FIELDS},
     [PF_HANDLER_COUNT] = {h_count, 0},
+    [PF_HANDLER_READY] = {h_ready, 0},
     [PF_HANDLER_MODULE] = {NULL, PF_HTTP_KEEP_FIELDS | PF_HTTP_KEEP_BODY},
 };
 
@@ -588,6 +626,8 @@ bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_re
         return false;
     if (route->kind == PF_HANDLER_HEALTH)
         return !health_fails(ctx, cluster_degraded(ctx));
+    if (route->kind == PF_HANDLER_READY)
+        return ready_now(ctx);
     return true;
 }
 

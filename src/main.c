@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "       preforkd status [-c FILE] [--json]\n"
             "       preforkd reload [-c FILE] [--pid PID] [--timeout T]\n"
             "       preforkd upgrade [-c FILE] [--pid PID] [--timeout T]\n"
+            "       preforkd stop [--graceful] [-c FILE] [--pid PID] [--timeout T]\n"
             "\n"
             "A prefork HTTP/1.1 server: one primary supervising one worker per CPU.\n"
             "\n"
@@ -37,6 +38,8 @@ static void usage(FILE *out)
             "                      the outcome: exit 0 once the new workers serve\n"
             "  upgrade             run the binary on disk again, handing over the sockets;\n"
             "                      exit 0 once the new primary serves (SIGUSR2)\n"
+            "  stop                stop the running daemon (--graceful: with its lame duck and\n"
+            "                      drain) and wait until it has exited\n"
             "\n"
             "Signals to the primary: TERM/INT fast stop, QUIT graceful stop, HUP reload,\n"
             "USR1 reopen log file, USR2 upgrade the binary, TTIN/TTOU one worker more/fewer.\n");
@@ -60,6 +63,8 @@ int main(int argc, char **argv)
         return pf_control_reload_main(argc - 1, argv + 1, &env);
     if (argc > 1 && strcmp(argv[1], "upgrade") == 0)
         return pf_control_upgrade_main(argc - 1, argv + 1, &env);
+    if (argc > 1 && strcmp(argv[1], "stop") == 0)
+        return pf_control_stop_main(argc - 1, argv + 1, &env);
     const char *path = NULL;
     const char *workers = NULL;
     int test_only = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "preforkd/buf.h"
+#include "preforkd/readiness.h"
 #include "preforkd/router.h"
 
 static const char *const state_names[] = {"free", "starting", "serving", "draining"};
@@ -99,6 +100,11 @@ const struct pf_metric_family pf_metric_families[PF_METRIC_COUNT] = {
         "Respawns delayed by crash-loop backoff.", false},
     [PF_M_UPTIME] = {"preforkd_uptime_seconds", "gauge", "Seconds since the primary started.",
         false},
+    [PF_M_READY] = {"preforkd_ready", "gauge",
+        "1 while the instance should get traffic (GET /ready answers 200).", false},
+    [PF_M_STATE] = {"preforkd_state", "gauge",
+        "The primary's phase: 1 for the current state (starting, serving, lame_duck, "
+        "draining, stopping), 0 for the others.", false},
 };
 /* clang-format on */
 
@@ -181,7 +187,7 @@ static bool slot_value(enum pf_metric m, const struct slot_view *v,
 }
 
 static uint64_t service_value(enum pf_metric m, const struct pf_scoreboard_cluster *cl,
-                              int64_t now_ms)
+                              const struct pf_config *cfg, int64_t now_ms)
 {
     switch (m) {
     case PF_M_CONFIGURED:
@@ -200,6 +206,9 @@ static uint64_t service_value(enum pf_metric m, const struct pf_scoreboard_clust
         return load(&cl->backoffs);
     case PF_M_UPTIME:
         return seconds_since(now_ms, atomic_load(&cl->started_ms));
+    case PF_M_READY:
+        return pf_readiness_is_ready((enum pf_service_state)atomic_load(&cl->state),
+                                     atomic_load(&cl->degraded), cfg->health_ready_when_degraded);
     default:
         assert(!"not a service family");
         return 0;
@@ -253,6 +262,18 @@ static void render_info(struct pf_buf *o, uint32_t nslots, const struct slot_vie
     }
 }
 
+/* One sample per state, as an enum is exposed to Prometheus: the current one is 1. */
+static void render_state(struct pf_buf *o, const struct pf_scoreboard_cluster *cl)
+{
+    family(o, PF_M_STATE);
+    uint32_t now = atomic_load(&cl->state);
+    for (uint32_t st = 0; st < PF_SVC_STATES; st++) {
+        pf_buf_put_lit(o, "preforkd_state{state=\"");
+        pf_buf_put_str(o, pf_readiness_state_name((enum pf_service_state)st));
+        pf_buf_put_str(o, st == now ? "\"} 1\n" : "\"} 0\n");
+    }
+}
+
 static void render(const struct pf_scoreboard *b, const struct pf_config *cfg, int64_t now_ms,
                    struct pf_buf *o, uint32_t nslots, struct slot_view *views)
 {
@@ -262,6 +283,8 @@ static void render(const struct pf_scoreboard *b, const struct pf_config *cfg, i
             render_requests(o, cfg, nslots, views);
         } else if (m == PF_M_WORKER_INFO) {
             render_info(o, nslots, views);
+        } else if (m == PF_M_STATE) {
+            render_state(o, cl);
         } else if (pf_metric_families[m].per_slot) {
             family(o, (enum pf_metric)m);
             for (uint32_t s = 0; s < nslots; s++) {
@@ -272,7 +295,7 @@ static void render(const struct pf_scoreboard *b, const struct pf_config *cfg, i
             }
         } else {
             family(o, (enum pf_metric)m);
-            sample(o, (enum pf_metric)m, -1, service_value((enum pf_metric)m, cl, now_ms), 0);
+            sample(o, (enum pf_metric)m, -1, service_value((enum pf_metric)m, cl, cfg, now_ms), 0);
         }
     }
 }

@@ -22,6 +22,7 @@
 #include "preforkd/log.h"
 #include "preforkd/procfs.h"
 #include "preforkd/proctable.h"
+#include "preforkd/readiness.h"
 #include "preforkd/sdnotify.h"
 #include "preforkd/spawn.h"
 #include "preforkd/scoreboard.h"
@@ -37,6 +38,7 @@ struct primary {
     const struct pf_env *env;
     struct pf_generations gens;
     struct pf_proctable table;
+    struct pf_readiness readiness; /* starting, serving, lame duck, draining, stopping */
     struct pf_scoreboard *scoreboard;
     /* The module API's shared counters: made before any fork, kept across every worker's
      * life and every reload. */
@@ -142,17 +144,19 @@ static void notify_status(struct primary *p)
     atomic_store(&cl->configured, p->table.nslots);
     atomic_store(&cl->serving, c.serving);
     atomic_store(&cl->degraded, c.degraded);
+    atomic_store(&cl->state, p->readiness.state);
     atomic_store(&cl->generation, p->table.gen);
     atomic_store(&cl->restarts, p->restarts);
     atomic_store(&cl->reloads, p->reloads);
     char msg[sizeof(p->last_status)];
     snprintf(msg, sizeof(msg),
              "STATUS=%u/%u workers serving, generation %u, %llu restarts, "
-             "%llu reloads%s%s%s",
+             "%llu reloads%s%s%s%s",
              c.serving, p->table.nslots, p->table.gen, (unsigned long long)p->restarts,
              (unsigned long long)p->reloads, c.draining ? ", draining old workers" : "",
              c.backoff ? ", degraded: slot in crash backoff" : "",
-             c.stuck ? ", degraded: worker stuck (no heartbeat)" : "");
+             c.stuck ? ", degraded: worker stuck (no heartbeat)" : "",
+             p->readiness.state == PF_SVC_LAME_DUCK ? ", lame duck: not ready" : "");
     if (strcmp(msg, p->last_status) != 0) {
         snprintf(p->last_status, sizeof(p->last_status), "%s", msg);
         notify(p, msg);
@@ -478,6 +482,7 @@ static void perform(struct primary *p, const struct pf_action *a, int64_t now)
         pf_log_info("all %u workers serving", p->table.nslots);
         if (p->ready_fd >= 0)
             take_over(p);
+        pf_readiness_serving(&p->readiness);
         notify_status(p);
         notify(p, "READY=1");
         break;
@@ -723,6 +728,35 @@ static void begin_stop_for(struct primary *p, int sig, bool handing_over)
     } while (n == ACTIONS);
 }
 
+/* SIGQUIT, SIGTERM, SIGINT: the readiness rules say whether the lame duck comes first
+ * (graceful, with timeouts.lame_duck) or the stop begins now. */
+static void stop(struct primary *p, int sig)
+{
+    uint32_t lame_duck = cfg(p)->lame_duck_ms;
+    switch (pf_readiness_stop(&p->readiness, sig == SIGQUIT, lame_duck, now_ms())) {
+    case PF_STEP_LAME_DUCK:
+        pf_log_info("%s: graceful stop; lame duck for %u ms first: not ready, still "
+                    "serving, every answer closes its connection",
+                    strsignal(sig), lame_duck);
+        notify(p, "STOPPING=1");
+        answer_waiters(p, PF_CONTROL_STOPPING, 0);
+        notify_status(p);
+        break;
+    case PF_STEP_DRAIN:
+    case PF_STEP_FAST:
+        begin_stop(p, sig);
+        notify_status(p);
+        break;
+    case PF_STEP_NONE:
+        break;
+    }
+}
+
+static bool stopping(const struct primary *p)
+{
+    return p->table.stopping || pf_readiness_stopping(&p->readiness);
+}
+
 static void read_signals(struct primary *p)
 {
     struct signalfd_siginfo si;
@@ -734,7 +768,7 @@ static void read_signals(struct primary *p)
         case SIGTERM:
         case SIGINT:
         case SIGQUIT:
-            begin_stop(p, (int)si.ssi_signo);
+            stop(p, (int)si.ssi_signo);
             break;
         case SIGHUP: {
             bool asked = si.ssi_code == SI_QUEUE && si.ssi_int == PF_CONTROL_ASK;
@@ -745,7 +779,7 @@ static void read_signals(struct primary *p)
             }
             if (asked && p->nwaiters < MAX_WAITERS)
                 p->waiters[p->nwaiters++] = (pid_t)si.ssi_pid;
-            if (p->table.stopping) {
+            if (stopping(p)) {
                 answer_waiters(p, PF_CONTROL_STOPPING, 0);
             } else if (p->table.reloading) {
                 /* One reload at a time: a second would start workers of a third
@@ -773,7 +807,7 @@ static void read_signals(struct primary *p)
         case SIGTTOU:
             if (p->table.reloading)
                 pf_log_warn("%s ignored: a reload is in progress", strsignal((int)si.ssi_signo));
-            else if (!p->table.stopping)
+            else if (!stopping(p))
                 set_worker_count(p, si.ssi_signo == SIGTTIN ? p->table.nslots + 1
                                                             : p->table.nslots - 1);
             break;
@@ -864,6 +898,10 @@ static int supervise(struct primary *p)
             tick(p, now);
             p->last_tick_ms = now;
         }
+        if (pf_readiness_tick(&p->readiness, now) == PF_STEP_DRAIN) {
+            begin_stop(p, SIGQUIT); /* the lame duck is over */
+            notify_status(p);
+        }
         struct pf_action acts[ACTIONS];
         size_t n;
         do {
@@ -877,6 +915,9 @@ static int supervise(struct primary *p)
         if (p->done_pending && timeout > 10)
             timeout = 10; /* nothing wakes the primary when a worker starts draining */
         int64_t next = pf_proctable_next_ms(&p->table, now);
+        if (next < timeout)
+            timeout = next;
+        next = pf_readiness_next_ms(&p->readiness, now);
         if (next < timeout)
             timeout = next;
         if (p->table.nprocs + 2 > cap) {
@@ -960,6 +1001,7 @@ int pf_primary_run(const struct pf_config *config, const char *config_path,
                         .pid = getpid(),
                         .next_gen = 1,
                         .seed = (uint32_t)getpid()};
+    pf_readiness_init(&p.readiness);
     int status = 1;
     char err[256];
     sigset_t set;

@@ -44,10 +44,16 @@ static const struct column {
 static const struct {
     const char *key;
     enum pf_metric metric;
+    bool boolean; /* true/false in --json */
 } service[] = {
-    {"configured", PF_M_CONFIGURED}, {"serving", PF_M_SERVING},   {"degraded", PF_M_DEGRADED},
-    {"generation", PF_M_GENERATION}, {"restarts", PF_M_RESTARTS}, {"reloads", PF_M_RELOADS},
-    {"uptime", PF_M_UPTIME},
+    {"ready", PF_M_READY, true},
+    {"configured", PF_M_CONFIGURED, false},
+    {"serving", PF_M_SERVING, false},
+    {"degraded", PF_M_DEGRADED, true},
+    {"generation", PF_M_GENERATION, false},
+    {"restarts", PF_M_RESTARTS, false},
+    {"reloads", PF_M_RELOADS, false},
+    {"uptime", PF_M_UPTIME, false},
 };
 
 /* Connects to a wildcard listen address through loopback. */
@@ -127,7 +133,8 @@ static int family_of(const char *name)
     return -1;
 }
 
-static void parse(char *text, struct row *rows, size_t *nrows, double *cluster)
+/* state: the primary's phase, from the preforkd_state sample whose value is 1. */
+static void parse(char *text, struct row *rows, size_t *nrows, double *cluster, char *state)
 {
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#')
@@ -144,6 +151,12 @@ static void parse(char *text, struct row *rows, size_t *nrows, double *cluster)
             slot = strtol(w + 9, NULL, 10);
         const char *sp = strrchr(line, ' ');
         double v = sp ? strtod(sp + 1, NULL) : 0;
+        if (m == PF_M_STATE) {
+            const char *st = strstr(line, "state=\"");
+            if (st && v == 1)
+                sscanf(st + 7, "%15[a-z_]", state);
+            continue;
+        }
         if (!pf_metric_families[m].per_slot) {
             cluster[m] = v;
             continue;
@@ -237,14 +250,15 @@ int pf_status_main(int argc, char **argv)
     }
     size_t nrows = 0;
     double c[PF_METRIC_COUNT] = {0};
-    parse(body + 4, rows, &nrows, c);
+    char state[16] = "unknown";
+    parse(body + 4, rows, &nrows, c, state);
     free(resp);
 
     if (json) {
-        printf("{\"address\":\"%s\"", where);
+        printf("{\"address\":\"%s\",\"state\":\"%s\"", where, state);
         for (size_t k = 0; k < sizeof(service) / sizeof(service[0]); k++) {
             double v = c[service[k].metric];
-            if (service[k].metric == PF_M_DEGRADED)
+            if (service[k].boolean)
                 printf(",\"%s\":%s", service[k].key, v ? "true" : "false");
             else
                 printf(",\"%s\":%.0f", service[k].key, v);
@@ -263,10 +277,11 @@ int pf_status_main(int argc, char **argv)
     }
     char up[32];
     human_time(c[PF_M_UPTIME], up, sizeof(up));
-    printf("preforkd on %s: %.0f/%.0f workers serving%s, generation %.0f, %.0f restarts, "
-           "%.0f reloads, up %s\n\n",
-           where, c[PF_M_SERVING], c[PF_M_CONFIGURED], c[PF_M_DEGRADED] ? " (DEGRADED)" : "",
-           c[PF_M_GENERATION], c[PF_M_RESTARTS], c[PF_M_RELOADS], up);
+    printf("preforkd on %s: %s (%s), %.0f/%.0f workers serving%s, generation %.0f, "
+           "%.0f restarts, %.0f reloads, up %s\n\n",
+           where, state, c[PF_M_READY] ? "ready" : "not ready", c[PF_M_SERVING], c[PF_M_CONFIGURED],
+           c[PF_M_DEGRADED] ? " (DEGRADED)" : "", c[PF_M_GENERATION], c[PF_M_RESTARTS],
+           c[PF_M_RELOADS], up);
     printf("%-5s %-8s %-9s", "slot", "pid", "state");
     for (size_t k = 0; k < sizeof(columns) / sizeof(columns[0]); k++)
         printf(" %-*s", columns[k].width, columns[k].title);

@@ -497,6 +497,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     w.ctx.scoreboard = scoreboard;
     w.ctx.row = row;
     w.ctx.fail_when_degraded = cfg->health_fail_when_degraded;
+    w.ctx.ready_when_degraded = cfg->health_ready_when_degraded;
     w.ctx.cfg = cfg;
     w.ctx.slot = slot;
     pf_router_init(&w.router, cfg);

@@ -41,6 +41,7 @@ enum pf_handler_kind {
     PF_HANDLER_METRICS,
     PF_HANDLER_STATIC,
     PF_HANDLER_COUNT,
+    PF_HANDLER_READY,
     PF_HANDLER_MODULE,
     PF_HANDLER_KINDS
 };
@@ -85,6 +86,7 @@ struct pf_config {
     uint32_t body_timeout_ms; /* a request body gets this long, ... */
     uint64_t body_min_rate;   /* ... plus one second per this many bytes received */
     uint32_t shutdown_timeout_ms;
+    uint32_t lame_duck_ms; /* graceful stop: not ready, still serving, this long first */
     uint32_t min_uptime_ms;
     uint32_t worker_timeout_ms; /* heartbeat older than this: the worker is hung */
     uint64_t max_memory;        /* recycle a worker whose RSS exceeds this; 0: never */
@@ -97,14 +99,15 @@ struct pf_config {
     char log_file[256]; /* empty: stderr */
     bool metrics_enabled;
     char metrics_path[64];
-    bool health_fail_when_degraded; /* /health answers 503 while degraded */
+    bool health_fail_when_degraded;  /* /health answers 503 while degraded */
+    bool health_ready_when_degraded; /* /ready answers 200 while degraded */
     enum pf_access_format access_format;
     char access_path[256]; /* empty: stderr */
     struct pf_limits limits;
     uint64_t sum_iterations;
     uint64_t heavy_iterations;
     /* `routes:` as a list; without it (routes_configured false) the seed's routes: / sum,
-     * /health, /heavy. The metrics route is metrics.path either way. */
+     * /health, /heavy, and /ready. The metrics route is metrics.path either way. */
     bool routes_configured;
     uint32_t nroutes;
     struct pf_route_config routes[PF_MAX_ROUTES];
@@ -118,7 +121,8 @@ struct pf_config {
 
 /* Fills cfg with the documented defaults. */
 void pf_config_defaults(struct pf_config *cfg);
-/* The seed's routes (/, /health, /heavy), which a file without `routes:` serves. */
+/* The seed's routes (/, /health, /heavy) and /ready, which a file without `routes:`
+ * serves. */
 void pf_config_default_routes(struct pf_config *cfg);
 /* "sum", "static", ...; "module" for a module's handler. */
 const char *pf_config_handler_name(enum pf_handler_kind kind);

@@ -55,4 +55,9 @@ int pf_control_reload_main(int argc, char **argv, const struct pf_env *env);
  * binary upgrade: exit 0 once the new binary's primary serves (its pid printed). */
 int pf_control_upgrade_main(int argc, char **argv, const struct pf_env *env);
 
+/* `preforkd stop [--graceful] [-c FILE] [--pid PID] [--timeout T]`: SIGQUIT (graceful:
+ * lame duck, then drain) or SIGTERM (fast) to the primary (found as for reload), then
+ * waits until it has exited: exit 0, or 1 when T passes first or there is no primary. */
+int pf_control_stop_main(int argc, char **argv, const struct pf_env *env);
+
 #endif

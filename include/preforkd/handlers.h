@@ -40,6 +40,7 @@ struct pf_handler_ctx {
     struct pf_scoreboard_row *row;
     const struct pf_config *cfg; /* route labels for /metrics (NULL: none) */
     bool fail_when_degraded;
+    bool ready_when_degraded;
     const struct pf_router *router;
     const char *version;                 /* the binary's, for /health (NULL: not shown) */
     struct pf_counters_region *counters; /* the shared counters (NULL outside a daemon) */
@@ -112,6 +113,9 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
 /* True when req's route will answer it with success, so its body is worth asking for
  * (Expect: 100-continue); false when the final status is known from the head alone. */
 bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req);
+/* Whether every answer now closes its connection: the primary's lame duck, read from the
+ * scoreboard (never outside a daemon). */
+bool pf_handlers_closes_connections(const struct pf_handler_ctx *ctx);
 /* An error answer (400, 408, 413, 414, 417, 431, 501, 503, 505) that closes the
  * connection. */
 void pf_handlers_error(struct pf_handler_ctx *ctx, uint16_t status, struct pf_buf *out);

@@ -40,6 +40,8 @@ enum pf_metric {
     PF_M_RELOADS,
     PF_M_BACKOFFS,
     PF_M_UPTIME,
+    PF_M_READY, /* 1 while /ready answers 200 */
+    PF_M_STATE, /* label state; 1 for the primary's current phase, 0 for the others */
     PF_METRIC_COUNT
 };
 

@@ -77,6 +77,7 @@ struct pf_scoreboard_cluster {
     _Atomic uint32_t configured;
     _Atomic uint32_t serving;
     _Atomic uint32_t degraded; /* a slot without a serving worker (crash backoff, hung) */
+    _Atomic uint32_t state;    /* enum pf_service_state (readiness.h): /ready, lame duck */
     _Atomic uint32_t generation;
     _Atomic int64_t started_ms;
     _Atomic uint64_t restarts;

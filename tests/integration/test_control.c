@@ -1,6 +1,7 @@
 /* `preforkd reload` (an outcome the caller can trust), the operator's worker count across
- * reloads, and a graceful stop that refuses new connections instead of accepting and then
- * resetting them. */
+ * reloads, a graceful stop that refuses new connections instead of accepting and then
+ * resetting them, readiness (GET /ready) and the lame duck before a graceful stop, and
+ * `preforkd stop`. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +274,224 @@ static void test_graceful_stop_refuses_new_connections(void **state)
     printf("stop: %d connects refused, %d answered\n", refused, answered);
 }
 
+/* GET path on a fresh connection: the status, or -1 when the connect was refused. */
+static int try_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = errno;
+        close(fd);
+        if (e != ECONNREFUSED)
+            fail_msg("connect to port %d: %s", port, strerror(e));
+        return -1;
+    }
+    char req[160];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    send_str(fd, req);
+    bool eof;
+    size_t n = read_responses(fd, 1, buf, cap, &eof);
+    close(fd);
+    buf[n < cap ? n : cap - 1] = '\0';
+    return n ? status_of(buf) : 0;
+}
+
+/* Waits until GET /ready answers with needle in its body. */
+static bool wait_ready_body(const struct daemon *d, const char *needle, char *buf, size_t cap)
+{
+    long long deadline = now_ms() + WAIT_MS;
+    while (now_ms() < deadline) {
+        if (try_get(d->port, "/ready", buf, cap) > 0 && strstr(body_of(buf), needle))
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static bool closes(const char *response)
+{
+    const char *end = strstr(response, "\r\n\r\n");
+    const char *c = strstr(response, "\r\nConnection: close\r\n");
+    return c && end && c < end;
+}
+
+/* /ready is 200 while serving, and 503 while degraded when health.ready_when_degraded is
+ * false; /health stays 200 (health.fail_when_degraded is false). */
+static void test_ready_while_serving_and_degraded(void **state)
+{
+    (void)state;
+    /* Slot 2 cannot start: SIGTTIN makes the instance degraded after it has served. One
+     * shared socket, so that no connection waits in a queue of slot 2's own (workers
+     * forked before SIGTTIN do not hold it, so they cannot cover it). */
+    const char *env[] = {"PREFORKD_FAULT=exit-at-start:2", NULL};
+    struct daemon_opts o = {.env = env, .listen_fd = -1};
+    struct daemon d;
+    daemon_start_opts(&d, "balance: shared\nhealth:\n  ready_when_degraded: false\n", 2, &o);
+    char buf[4096];
+    assert_int_equal(try_get(d.port, "/ready", buf, sizeof(buf)), 200);
+    assert_string_equal(body_of(buf), "{\"ready\":true,\"state\":\"serving\",\"degraded\":false}");
+    assert_non_null(strstr(buf, "\r\nCache-Control: no-store\r\n"));
+    assert_false(closes(buf));
+    assert_true(daemon_wait_metric(&d, "preforkd_ready", 1, 1, WAIT_MS));
+    assert_true(daemon_wait_metric(&d, "preforkd_state{state=\"serving\"}", 1, 1, WAIT_MS));
+    kill(d.pid, SIGTTIN);
+    assert_true(daemon_wait_metric(&d, "preforkd_degraded", 1, 1, WAIT_MS));
+    assert_int_equal(try_get(d.port, "/ready", buf, sizeof(buf)), 503);
+    assert_string_equal(body_of(buf), "{\"ready\":false,\"state\":\"serving\",\"degraded\":true}");
+    assert_true(metric_value(d.port, "preforkd_ready") == 0);
+    assert_int_equal(try_get(d.port, "/health", buf, sizeof(buf)), 200);
+    daemon_stop(&d);
+}
+
+/* SIGQUIT with timeouts.lame_duck: first not ready while still accepting and answering,
+ * each answer with Connection: close; then the drain, where connects are refused. Every
+ * check of the lame duck is bracketed by /ready answers that say lame_duck, so none
+ * depends on how long anything took. */
+static void test_lame_duck_before_a_graceful_stop(void **state)
+{
+    (void)state;
+    struct daemon d;
+    daemon_start(&d, "timeouts:\n  lame_duck: 2s\n", 2);
+    static char buf[8192], out[8192];
+    /* A load balancer's kept-alive connection, opened while serving. */
+    int kept = tcp_connect(d.port);
+    send_str(kept, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    bool eof;
+    assert_true(read_responses(kept, 1, buf, sizeof(buf), &eof) > 0);
+    assert_int_equal(status_of(buf), 200);
+    assert_false(closes(buf));
+
+    kill(d.pid, SIGQUIT);
+    if (!wait_ready_body(&d, "\"state\":\"lame_duck\"", buf, sizeof(buf))) {
+        daemon_dump_log(&d);
+        fail_msg("/ready never said lame_duck; last answer: %s", buf);
+    }
+    assert_int_equal(status_of(buf), 503);
+    assert_string_equal(body_of(buf),
+                        "{\"ready\":false,\"state\":\"lame_duck\",\"degraded\":false}");
+    /* A new connection is accepted and answered, with Connection: close. */
+    static char fresh[4096];
+    int fresh_status = try_get(d.port, "/", fresh, sizeof(fresh));
+    /* The kept-alive connection's next request too, and then it is closed. */
+    send_str(kept, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    static char again[4096];
+    size_t n = read_responses(kept, 1, again, sizeof(again), &eof);
+    again[n] = '\0';
+    char tail[16];
+    bool kept_closed = recv(kept, tail, sizeof(tail), 0) == 0;
+    close(kept);
+    /* `preforkd status` says so too. */
+    const char *argv[] = {PF_TEST_BINARY, "status", "-c", d.conf, "--json", NULL};
+    int status_rc = run_capture(argv, out, sizeof(out));
+    /* Still the lame duck now, so it was all along. */
+    if (try_get(d.port, "/ready", buf, sizeof(buf)) != 503 ||
+        !strstr(body_of(buf), "\"state\":\"lame_duck\"")) {
+        daemon_dump_log(&d);
+        fail_msg("the lame duck (2 s) ended before its checks were done: %s", buf);
+    }
+    assert_int_equal(fresh_status, 200);
+    assert_true(closes(fresh));
+    assert_string_equal(body_of(fresh), "{\"sum\":4999950000}");
+    assert_int_equal(status_of(again), 200);
+    assert_true(closes(again));
+    assert_true(kept_closed);
+    assert_int_equal(status_rc, 0);
+    if (!strstr(out, "\"state\":\"lame_duck\",\"ready\":false,"))
+        fail_msg("status --json: %s", out);
+
+    /* Then the drain: the listeners close, and connects are refused. */
+    long long deadline = now_ms() + WAIT_MS;
+    int st = -1;
+    while (now_ms() < deadline && try_get(d.port, "/", buf, sizeof(buf)) != -1)
+        sleep_ms(10);
+    st = daemon_signal_and_wait(&d, 0, WAIT_MS);
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        daemon_dump_log(&d);
+        fail_msg("after the lame duck: exit status %d", st);
+    }
+    assert_true(daemon_log_contains(&d, "lame duck"));
+    daemon_remove_dir(&d);
+}
+
+/* Whether pid has exited (and waits to be reaped), without reaping it. */
+static bool has_exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+static int stop_cmd(const char *const *args, char *out, size_t cap)
+{
+    const char *argv[16] = {PF_TEST_BINARY, "stop"};
+    size_t n = 2;
+    while (*args && n < 15)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    return run_capture(argv, out, cap);
+}
+
+/* `preforkd stop` returns once the primary has exited: 0; 1 when it has not in time. */
+static void test_stop_command(void **state)
+{
+    (void)state;
+    char out[4096];
+    struct daemon d;
+    /* Graceful, the primary from the file's pid_file, through a lame duck. */
+    daemon_start(&d, "pid_file: @DIR@/preforkd.pid\ntimeouts:\n  lame_duck: 500ms\n", 2);
+    unsetenv("MAINPID");
+    const char *graceful[] = {"--graceful", "-c", d.conf, "--timeout", "60s", NULL};
+    int rc = stop_cmd(graceful, out, sizeof(out));
+    if (rc != 0) {
+        daemon_dump_log(&d);
+        fail_msg("stop --graceful exited %d: %s", rc, out);
+    }
+    assert_non_null(strstr(out, "has exited (graceful stop)"));
+    assert_true(has_exited(d.pid));
+    assert_true(daemon_log_contains(&d, "lame duck"));
+    daemon_stop(&d); /* reaps it: exit status 0, no worker left */
+
+    /* Fast, by --pid. */
+    daemon_start(&d, NULL, 1);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)d.pid);
+    const char *fast[] = {"--pid", pid, NULL};
+    assert_int_equal(stop_cmd(fast, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "has exited (fast stop)"));
+    assert_true(has_exited(d.pid));
+    assert_false(daemon_log_contains(&d, "lame duck"));
+    daemon_stop(&d);
+
+    /* A process that ignores both signals: exit 1 once --timeout has passed. */
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t stubborn = fork();
+    if (stubborn == 0) {
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGQUIT, SIG_IGN);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    char x;
+    assert_int_equal(read(ready[0], &x, 1), 1);
+    snprintf(pid, sizeof(pid), "%d", (int)stubborn);
+    const char *slow[] = {"--graceful", "--pid", pid, "--timeout", "200ms", NULL};
+    assert_int_equal(stop_cmd(slow, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "has not exited"));
+    kill(stubborn, SIGKILL);
+    waitpid(stubborn, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+
+    /* No way to tell the primary: exit 1, saying what to give. */
+    const char *none[] = {"-c", PF_TEST_SOURCE_DIR "/conf/preforkd.yaml", NULL};
+    assert_int_equal(stop_cmd(none, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "pid_file"));
+}
+
 /* A primary that fails (here poll, by fault injection) exits non-zero, so that systemd's
  * Restart=on-failure restarts it, and its workers go with it. */
 static void test_failing_primary_exits_non_zero(void **state)
@@ -315,6 +535,9 @@ int main(void)
         cmocka_unit_test(test_worker_count_set_by_ttin_survives_reload),
         cmocka_unit_test(test_worker_count_from_command_line_survives_reload),
         cmocka_unit_test(test_graceful_stop_refuses_new_connections),
+        cmocka_unit_test(test_ready_while_serving_and_degraded),
+        cmocka_unit_test(test_lame_duck_before_a_graceful_stop),
+        cmocka_unit_test(test_stop_command),
         cmocka_unit_test(test_failing_primary_exits_non_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -135,7 +135,7 @@ static void test_status_command(void **state)
     static char out[8192];
     assert_int_equal(run_status(d.conf, false, out, sizeof(out)), 0);
     print_message("%s", out);
-    assert_non_null(strstr(out, "2/2 workers serving"));
+    assert_non_null(strstr(out, ": serving (ready), 2/2 workers serving"));
     assert_non_null(strstr(out, "slot  pid      state     uptime   restarts  rss"));
     pid_t w[4];
     assert_int_equal(daemon_workers(&d, w, 4), 2);
@@ -146,6 +146,7 @@ static void test_status_command(void **state)
     }
     assert_int_equal(run_status(d.conf, true, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\"serving\":2,"));
+    assert_non_null(strstr(out, "\"state\":\"serving\",\"ready\":true,"));
     char pid[32];
     snprintf(pid, sizeof(pid), "\"pid\":%d,", (int)w[0]);
     assert_non_null(strstr(out, pid));

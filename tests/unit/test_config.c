@@ -75,6 +75,9 @@ static void test_full_file(void **state)
                        "  header: 2s\n"
                        "  send: 1m\n"
                        "  shutdown: 0\n"
+                       "  lame_duck: 5s\n"
+                       "health:\n"
+                       "  ready_when_degraded: false\n"
                        "limits:\n"
                        "  request_line: 1k\n"
                        "  header_block: 2KiB\n"
@@ -100,6 +103,8 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.header_timeout_ms, 2000);
     assert_int_equal(cfg.send_timeout_ms, 60000);
     assert_int_equal(cfg.shutdown_timeout_ms, 0);
+    assert_int_equal(cfg.lame_duck_ms, 5000);
+    assert_false(cfg.health_ready_when_degraded);
     assert_int_equal(cfg.limits.request_line, 1024);
     assert_int_equal(cfg.limits.header_block, 2048);
     assert_int_equal(cfg.limits.headers, 10);
@@ -329,15 +334,17 @@ static void test_routes_and_modules(void **state)
     assert_true(
         load(&cfg, "routes:\n  - {path: /, handler: static, root: /srv}\n", err, sizeof(err)) == 0);
     assert_true(cfg.routes[0].prefix);
-    /* Without routes: the seed's three. */
+    /* Without routes: the seed's three, and /ready. */
     assert_true(load(&cfg, "workers: 1\n", err, sizeof(err)) == 0);
     assert_false(cfg.routes_configured);
-    assert_int_equal(cfg.nroutes, 3);
+    assert_int_equal(cfg.nroutes, 4);
     assert_string_equal(cfg.routes[1].path, "/health");
+    assert_string_equal(cfg.routes[3].path, "/ready");
+    assert_int_equal(cfg.routes[3].kind, PF_HANDLER_READY);
     /* The older place of the work sizes still works. */
     assert_true(load(&cfg, "routes:\n  sum_iterations: 7\n", err, sizeof(err)) == 0);
     assert_int_equal(cfg.sum_iterations, 7);
-    assert_int_equal(cfg.nroutes, 3);
+    assert_int_equal(cfg.nroutes, 4);
 }
 
 static void test_route_errors(void **state)
@@ -349,8 +356,8 @@ static void test_route_errors(void **state)
                  "t.yaml:2:12: 'routes.path' must start with / and hold no spaces, controls, ? # "
                  "or \\");
     expect_error("routes:\n  - {path: /x, handler: nope}\n",
-                 "t.yaml:2:25: unknown handler 'nope' (sum, health, heavy, static, count, or "
-                 "MODULE.HANDLER for a module in 'modules')");
+                 "t.yaml:2:25: unknown handler 'nope' (sum, health, heavy, ready, static, count, "
+                 "or MODULE.HANDLER for a module in 'modules')");
     expect_error("routes:\n  - {path: /x, handler: m.h}\n",
                  "t.yaml:2:25: handler 'm.h': no module 'm' in 'modules'");
     expect_error("routes:\n  - {path: /x/, handler: static}\n",

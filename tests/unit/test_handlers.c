@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "preforkd/handlers.h"
+#include "preforkd/readiness.h"
 
 static int samples;
 static int fake_memory(struct pf_memory *m)
@@ -68,6 +69,13 @@ static const char *body_of(const char *resp)
     const char *p = strstr(resp, "\r\n\r\n");
     assert_non_null(p);
     return p + 4;
+}
+
+static unsigned status_of(const char *resp)
+{
+    unsigned status = 0;
+    assert_int_equal(sscanf(resp, "HTTP/1.1 %u ", &status), 1);
+    return status;
 }
 
 static void test_sum_is_computed(void **state)
@@ -177,6 +185,69 @@ static void test_takes_body(void **state)
     assert_false(pf_handlers_takes_body(&ctx, &req));
 }
 
+/* GET /ready: 200 only while serving (and not degraded, unless configured so); the state
+ * in the body; never stored by a cache; the lame duck closes every connection. */
+static void test_ready(void **state)
+{
+    (void)state;
+    /* No daemon around it: serving. */
+    const char *r = answer(PF_METHOD_GET, "/ready", true, 1);
+    assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(r, "\r\nCache-Control: no-store\r\n"));
+    assert_string_equal(body_of(r), "{\"ready\":true,\"state\":\"serving\",\"degraded\":false}");
+    assert_false(pf_handlers_closes_connections(&ctx));
+
+    struct pf_scoreboard *b;
+    assert_int_equal(pf_scoreboard_new(&b, 4), 0);
+    ctx.scoreboard = b;
+    struct pf_request req = {.method = PF_METHOD_GET,
+                             .keep_alive = true,
+                             .http_minor = 1,
+                             .path = "/ready",
+                             .path_len = 6};
+    pf_handlers_route(&ctx, &req);
+    static const struct {
+        enum pf_service_state state;
+        bool degraded, ready_when_degraded;
+        unsigned status;
+        const char *body;
+    } cases[] = {
+        {PF_SVC_STARTING, false, true, 503,
+         "{\"ready\":false,\"state\":\"starting\",\"degraded\":false}"},
+        {PF_SVC_SERVING, false, false, 200,
+         "{\"ready\":true,\"state\":\"serving\",\"degraded\":false}"},
+        {PF_SVC_SERVING, true, true, 200,
+         "{\"ready\":true,\"state\":\"serving\",\"degraded\":true}"},
+        {PF_SVC_SERVING, true, false, 503,
+         "{\"ready\":false,\"state\":\"serving\",\"degraded\":true}"},
+        {PF_SVC_LAME_DUCK, false, true, 503,
+         "{\"ready\":false,\"state\":\"lame_duck\",\"degraded\":false}"},
+        {PF_SVC_DRAINING, false, true, 503,
+         "{\"ready\":false,\"state\":\"draining\",\"degraded\":false}"},
+        {PF_SVC_STOPPING, false, true, 503,
+         "{\"ready\":false,\"state\":\"stopping\",\"degraded\":false}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        atomic_store(&b->cluster->state, cases[i].state);
+        atomic_store(&b->cluster->degraded, cases[i].degraded);
+        ctx.ready_when_degraded = cases[i].ready_when_degraded;
+        r = answer(PF_METHOD_GET, "/ready", true, 1);
+        assert_int_equal(status_of(r), cases[i].status);
+        assert_int_equal(last_answer.status, cases[i].status);
+        assert_string_equal(body_of(r), cases[i].body);
+        assert_non_null(strstr(r, "\r\nCache-Control: no-store\r\n"));
+        /* Expect: 100-continue gets the 503 at once. */
+        assert_int_equal(pf_handlers_takes_body(&ctx, &req), cases[i].status == 200);
+        assert_int_equal(pf_handlers_closes_connections(&ctx), cases[i].state == PF_SVC_LAME_DUCK);
+        /* HEAD: the same status and length, no body. */
+        r = answer(PF_METHOD_HEAD, "/ready", true, 1);
+        assert_int_equal(status_of(r), cases[i].status);
+        assert_string_equal(body_of(r), "");
+    }
+    ctx.scoreboard = NULL;
+    pf_scoreboard_free(&b);
+}
+
 /* x86-64 (%xmm, %ymm, %zmm) or AArch64 (v0.2d, q0) vector registers. */
 static bool uses_vector_register(const char *insn)
 {
@@ -270,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup(test_health_body_and_sampling, setup),
         cmocka_unit_test_setup(test_head_and_errors, setup),
         cmocka_unit_test_setup(test_takes_body, setup),
+        cmocka_unit_test_setup(test_ready, setup),
         cmocka_unit_test(test_sum_loop_is_not_folded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

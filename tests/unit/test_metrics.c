@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "../common/promcheck.h"
+#include "preforkd/config.h"
 #include "preforkd/metrics.h"
+#include "preforkd/readiness.h"
 
 static struct pf_scoreboard *b;
 
@@ -29,15 +31,24 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *render(int64_t now)
+/* The text, checked and NUL-terminated (the renderer gives a length, as it is sent). */
+static char *render_cfg(const struct pf_config *cfg, int64_t now)
 {
     char *text;
     size_t len;
-    assert_int_equal(pf_metrics_render(b, NULL, NULL, now, &text, &len), 0);
+    assert_int_equal(pf_metrics_render(b, cfg, NULL, now, &text, &len), 0);
+    char *z = realloc(text, len + 1);
+    assert_non_null(z);
+    z[len] = '\0';
     char err[256];
-    if (promcheck(text, len, err, sizeof(err)) < 0)
-        fail_msg("%s\n%s", err, text);
-    return text;
+    if (promcheck(z, len, err, sizeof(err)) < 0)
+        fail_msg("%s\n%s", err, z);
+    return z;
+}
+
+static char *render(int64_t now)
+{
+    return render_cfg(NULL, now);
 }
 
 static void test_sums_and_format(void **state)
@@ -118,6 +129,42 @@ static void test_heartbeat_age(void **state)
     free(t);
 }
 
+/* preforkd_ready follows the readiness rule; preforkd_state has one sample per state,
+ * 1 for the current one. */
+static void test_ready_and_state(void **state)
+{
+    (void)state;
+    char *t = render(2000);
+    assert_true(promsum(t, "preforkd_ready", "") == 0); /* starting */
+    assert_true(promsum(t, "preforkd_state", "state=\"starting\"") == 1);
+    assert_true(promsum(t, "preforkd_state", "") == 1);
+    free(t);
+    atomic_store(&b->cluster->state, PF_SVC_SERVING);
+    t = render(2000);
+    assert_true(promsum(t, "preforkd_ready", "") == 1);
+    assert_non_null(strstr(t, "preforkd_state{state=\"serving\"} 1\n"));
+    assert_non_null(strstr(t, "preforkd_state{state=\"lame_duck\"} 0\n"));
+    free(t);
+    /* Degraded: ready by default (health.ready_when_degraded), not when configured off. */
+    atomic_store(&b->cluster->degraded, 1);
+    t = render(2000);
+    assert_true(promsum(t, "preforkd_ready", "") == 1);
+    free(t);
+    struct pf_config cfg;
+    pf_config_defaults(&cfg);
+    cfg.health_ready_when_degraded = false;
+    t = render_cfg(&cfg, 2000);
+    assert_true(promsum(t, "preforkd_ready", "") == 0);
+    free(t);
+    atomic_store(&b->cluster->degraded, 0);
+    atomic_store(&b->cluster->state, PF_SVC_LAME_DUCK);
+    t = render(2000);
+    assert_true(promsum(t, "preforkd_ready", "") == 0);
+    assert_true(promsum(t, "preforkd_state", "state=\"lame_duck\"") == 1);
+    assert_true(promsum(t, "preforkd_state", "") == 1);
+    free(t);
+}
+
 static void test_checker_rejects_bad_text(void **state)
 {
     (void)state;
@@ -147,6 +194,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_draining_slot_beyond_the_count_still_shows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_and_state, setup, teardown),
         cmocka_unit_test(test_checker_rejects_bad_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
