@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -104,13 +105,37 @@ int pf_config_parse_size(const char *text, uint64_t *out)
     return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), out);
 }
 
+bool pf_config_listen_is_unix(const struct pf_listen_addr *a)
+{
+    return a->addr.ss_family == AF_UNIX;
+}
+
+/* "unix:/path": an absolute path (the primary, `preforkd status` and a stop must all
+ * mean the same file whatever their working directory), no abstract names. */
+static int parse_unix(const char *path, struct pf_listen_addr *out)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->addr;
+    size_t n = strlen(path);
+    if (path[0] != '/' || n >= sizeof(un->sun_path))
+        return -EINVAL;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n + 1);
+    out->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    snprintf(out->text, sizeof(out->text), "unix:%s", path);
+    return 0;
+}
+
 int pf_config_parse_listen(const char *text, struct pf_listen_addr *out)
 {
     char host[64];
     const char *port_s;
     memset(out, 0, sizeof(*out));
+    out->proxy = PF_PROXY_OFF;
+    out->mode = -1;
     if (strlen(text) >= sizeof(out->text))
         return -EINVAL;
+    if (strncmp(text, "unix:", 5) == 0)
+        return parse_unix(text + 5, out);
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
@@ -681,12 +706,129 @@ static int check_whole(struct loader *ld)
     return 0;
 }
 
+_Static_assert(PF_LISTEN_TEXT >= sizeof("unix:") + sizeof(((struct sockaddr_un *)0)->sun_path),
+               "a listen address's text holds any socket path");
+
+static int parse_address(struct loader *ld, yaml_node_t *v, struct pf_listen_addr *out)
+{
+    if (v->type != YAML_SCALAR_NODE)
+        return fail_at(ld, v, "a listen address must be a string like 127.0.0.1:4400");
+    const char *s = (const char *)v->data.scalar.value;
+    if (pf_config_parse_listen(s, out) < 0)
+        return fail_at(ld, v,
+                       "invalid listen address '%s' (expected HOST:PORT, [IPV6]:PORT, PORT or "
+                       "unix:/ABSOLUTE/PATH of at most %zu bytes)",
+                       s, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    return 0;
+}
+
+/* "0660", "660": permission bits in octal, nothing beyond 0777. */
+static int parse_mode(const char *s, int32_t *out)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 4)
+        return -EINVAL;
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '7')
+            return -EINVAL;
+        m = m * 8 + (uint32_t)(s[i] - '0');
+    }
+    if (m > 0777)
+        return -EINVAL;
+    *out = (int32_t)m;
+    return 0;
+}
+
+/* The keys of a listen entry written as a mapping. */
+enum listen_key { LK_ADDRESS, LK_PROXY, LK_MODE, LK_OWNER, LK_GROUP, LK_COUNT };
+static const struct {
+    const char *name;
+    bool unix_only;
+} listen_keys[LK_COUNT] = {
+    [LK_ADDRESS] = {"address", false}, [LK_PROXY] = {"proxy_protocol", false},
+    [LK_MODE] = {"mode", true},        [LK_OWNER] = {"owner", true},
+    [LK_GROUP] = {"group", true},
+};
+
+static int set_proxy(struct loader *ld, yaml_node_t *v, enum pf_proxy_version *out)
+{
+    const char *s = NULL;
+    int rc = need_scalar(ld, v, "listen.proxy_protocol", &s);
+    if (rc)
+        return rc;
+    if (strcmp(s, "v1") == 0)
+        *out = PF_PROXY_V1;
+    else if (strcmp(s, "v2") == 0)
+        *out = PF_PROXY_V2;
+    else if (strcmp(s, "off") == 0)
+        *out = PF_PROXY_OFF;
+    else
+        return fail_at(ld, v, "'listen.proxy_protocol' must be v1, v2 or off, not '%s'", s);
+    return 0;
+}
+
+/* A user or group name (resolved when the socket is bound, on the machine that binds). */
+static int set_name(struct loader *ld, yaml_node_t *v, const char *what, char *out, size_t cap)
+{
+    int rc = copy_scalar(ld, v, what, out, cap);
+    if (rc == 0 && !out[0])
+        return fail_at(ld, v, "'%s' must not be empty", what);
+    return rc;
+}
+
+/* {address: ..., proxy_protocol: v1|v2|off, mode: "0660", owner: NAME, group: NAME} */
+static int set_listen_entry(struct loader *ld, yaml_node_t *map, struct pf_listen_addr *out)
+{
+    yaml_node_t *key[LK_COUNT] = {0}, *val[LK_COUNT] = {0};
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        const char *name = NULL;
+        int rc = need_scalar(ld, kn, "listen key", &name);
+        if (rc)
+            return rc;
+        int k = 0;
+        while (k < LK_COUNT && strcmp(name, listen_keys[k].name) != 0)
+            k++;
+        if (k == LK_COUNT)
+            return fail_at(ld, kn,
+                           "unknown key 'listen.%s' (address, proxy_protocol, mode, owner, group)",
+                           name);
+        if (key[k])
+            return fail_at(ld, kn, "duplicate key 'listen.%s'", name);
+        key[k] = kn;
+        val[k] = yaml_document_get_node(ld->doc, p->value);
+    }
+    if (!val[LK_ADDRESS])
+        return fail_at(ld, map, "a listen entry needs an 'address'");
+    int rc = parse_address(ld, val[LK_ADDRESS], out);
+    for (int k = 0; rc == 0 && k < LK_COUNT; k++)
+        if (key[k] && listen_keys[k].unix_only && !pf_config_listen_is_unix(out))
+            return fail_at(ld, key[k], "'listen.%s' applies only to a unix: address",
+                           listen_keys[k].name);
+    if (rc == 0 && val[LK_PROXY])
+        rc = set_proxy(ld, val[LK_PROXY], &out->proxy);
+    if (rc == 0 && val[LK_MODE]) {
+        const char *s = NULL;
+        rc = need_scalar(ld, val[LK_MODE], "listen.mode", &s);
+        if (rc == 0 && parse_mode(s, &out->mode) < 0)
+            return fail_at(ld, val[LK_MODE],
+                           "'listen.mode' must be octal permissions like 0660, not '%s'", s);
+    }
+    if (rc == 0 && val[LK_OWNER])
+        rc = set_name(ld, val[LK_OWNER], "listen.owner", out->owner, sizeof(out->owner));
+    if (rc == 0 && val[LK_GROUP])
+        rc = set_name(ld, val[LK_GROUP], "listen.group", out->group, sizeof(out->group));
+    return rc;
+}
+
 static int set_listen(struct loader *ld, yaml_node_t *v)
 {
     struct pf_config *cfg = ld->cfg;
     yaml_node_t *items[PF_MAX_LISTEN];
     size_t n = 0;
-    if (v->type == YAML_SCALAR_NODE) {
+    if (v->type == YAML_SCALAR_NODE || v->type == YAML_MAPPING_NODE) {
         items[n++] = v;
     } else if (v->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
@@ -702,16 +844,14 @@ static int set_listen(struct loader *ld, yaml_node_t *v)
         return fail_at(ld, v, "'listen' must be an address or a list of addresses");
     }
     for (size_t i = 0; i < n; i++) {
-        if (items[i]->type != YAML_SCALAR_NODE)
-            return fail_at(ld, items[i], "a listen address must be a string like 127.0.0.1:4400");
-        const char *s = (const char *)items[i]->data.scalar.value;
-        if (pf_config_parse_listen(s, &cfg->listen[i]) < 0)
-            return fail_at(ld, items[i],
-                           "invalid listen address '%s' (expected HOST:PORT, [IPV6]:PORT or PORT)",
-                           s);
+        int rc = items[i]->type == YAML_MAPPING_NODE
+                     ? set_listen_entry(ld, items[i], &cfg->listen[i])
+                     : parse_address(ld, items[i], &cfg->listen[i]);
+        if (rc)
+            return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(cfg->listen[j].text, cfg->listen[i].text) == 0)
-                return fail_at(ld, items[i], "duplicate listen address '%s'", s);
+                return fail_at(ld, items[i], "duplicate listen address '%s'", cfg->listen[i].text);
     }
     cfg->nlisten = n;
     return 0;

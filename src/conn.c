@@ -1,7 +1,10 @@
 #include "preforkd/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
@@ -29,9 +32,34 @@ void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg,
     c->ext_len = c->ext_pos = 0;
     c->file_fd = -1;
     c->file_off = c->file_left = 0;
+    c->proxy = PF_PROXY_OFF;
+    c->peer_len = 0;
     c->peer[0] = '\0';
     pf_http_reuse(&c->http, &cfg->limits, pf_handlers_route, ctx);
     c->http.capture = cfg->access_format != PF_ACCESS_OFF;
+}
+
+void pf_conn_set_peer(struct pf_conn *c, const struct sockaddr *peer, socklen_t len)
+{
+    if (len > sizeof(c->peer_addr))
+        len = sizeof(c->peer_addr);
+    memcpy(&c->peer_addr, peer, len);
+    c->peer_len = len;
+    /* The text is for the access log only: not made when nothing logs it. A unix-domain
+     * client has no address: "-" in the log. */
+    c->peer[0] = '\0';
+    if (!c->http.capture)
+        return;
+    if (peer->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer, sizeof(c->peer));
+    else if (peer->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
+                  sizeof(c->peer));
+}
+
+void pf_conn_expect_proxy(struct pf_conn *c, enum pf_proxy_version v)
+{
+    c->proxy = v;
 }
 
 static void release_ext(struct pf_conn *c)
@@ -282,9 +310,47 @@ static enum pf_conn_verdict drain_linger(struct pf_conn *c)
 
 /* The connection's main loop: one read, every response it completes, one send; again
  * while the socket may hold more. */
+/* The PROXY header at the start of rbuf: 1 when it is whole (consumed, the peer taken
+ * from it), 0 when more is needed, -1 when it is missing or malformed. */
+static int read_proxy(struct pf_conn *c)
+{
+    struct pf_proxy_addr pa;
+    int n = pf_proxy_parse(c->proxy, c->rbuf, c->rlen, &pa);
+    if (n < 0 || (n == 0 && c->rlen == PF_CONN_RBUF))
+        return -1;
+    if (n == 0)
+        return 0;
+    c->rpos = (uint32_t)n;
+    c->proxy = PF_PROXY_OFF;
+    /* LOCAL, UNKNOWN and non-TCP headers carry no client: the connection's own stays. */
+    if (pa.known)
+        pf_conn_set_peer(c, (const struct sockaddr *)&pa.src, pa.src_len);
+    return 1;
+}
+
+/* A connection that does not begin with the PROXY header its listener requires gets no
+ * answer: whoever sent it is not the balancer, or not one speaking that version. The
+ * close is lingering, so the client sees an orderly end rather than a reset. */
+static enum pf_conn_verdict refuse_proxy(struct pf_conn *c, struct pf_conn_env *env)
+{
+    pf_log_debug("fd %d: no valid PROXY header; closing without an answer", c->fd);
+    c->proxy = PF_PROXY_OFF;
+    c->rpos = c->rlen = 0;
+    c->closing = true;
+    c->linger = true;
+    return start_close(c, env);
+}
+
 static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
 {
     for (;;) {
+        if (c->proxy != PF_PROXY_OFF) {
+            int r = read_proxy(c);
+            if (r < 0)
+                return refuse_proxy(c, env);
+            if (r == 0)
+                goto read; /* its bytes stay in rbuf; the next ones join them */
+        }
         parse_input(c, env);
         if (has_output(c)) {
             int f = flush(c, env);
@@ -297,22 +363,27 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
             return start_close(c, env);
         if (c->rpos < c->rlen)
             continue; /* stopped for output room, which is free again */
+    read:
         if (!c->readable)
             return PF_CONN_KEEP;
 
-        if (pf_http_idle(&c->http))
+        /* The clock of the request head starts with its first byte, but a PROXY header
+         * still to come is part of what timeouts.header bounds: it starts at accept. */
+        if (c->proxy == PF_PROXY_OFF && pf_http_idle(&c->http))
             c->request_ms = env->ctx->now_ms;
-        c->rpos = c->rlen = 0;
-        ssize_t n = recv(c->fd, c->rbuf, PF_CONN_RBUF, 0);
+        uint32_t keep = c->proxy != PF_PROXY_OFF ? c->rlen : 0;
+        c->rpos = 0;
+        c->rlen = keep;
+        ssize_t n = recv(c->fd, c->rbuf + keep, PF_CONN_RBUF - keep, 0);
         if (n > 0) {
-            c->rlen = (uint32_t)n;
+            c->rlen = keep + (uint32_t)n;
             c->last_ms = env->ctx->now_ms;
             if (env->row)
                 pf_count(&env->row->c.bytes_in, (uint64_t)n);
             /* Edge-triggered epoll reports every new arrival, so a short read means the
              * socket is empty now: skip the read that would only say EAGAIN. Not after
              * EPOLLRDHUP, whose FIN is only seen as a read of 0. */
-            if ((size_t)n < PF_CONN_RBUF && !c->peer_closed)
+            if ((size_t)n < PF_CONN_RBUF - keep && !c->peer_closed)
                 c->readable = false;
         } else if (n == 0) {
             return PF_CONN_CLOSE;
@@ -348,6 +419,9 @@ enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
     const struct pf_config *cfg = env->cfg;
     if (c->state == PF_CONN_LINGER)
         return now - c->last_ms >= PF_CONN_LINGER_MS ? PF_CONN_CLOSE : PF_CONN_KEEP;
+    if (c->proxy != PF_PROXY_OFF)
+        /* No header, or not all of it, since the accept: closed, no answer. */
+        return now - c->request_ms >= cfg->header_timeout_ms ? refuse_proxy(c, env) : PF_CONN_KEEP;
     if (has_output(c))
         /* The client stopped reading our answers. */
         return now - c->last_ms >= cfg->send_timeout_ms ? PF_CONN_CLOSE : PF_CONN_KEEP;

@@ -22,7 +22,7 @@ int pf_generation_open(struct pf_generation **out, const struct pf_config *cfg, 
     g->cfg = c;
     g->id = id;
     g->nslots = nslots;
-    int rc = prev ? 0 : pf_listeners_from_systemd(&g->ls, activated_fds, nslots, err, errlen);
+    int rc = prev ? 0 : pf_listeners_from_systemd(&g->ls, c, activated_fds, nslots, err, errlen);
     if (rc == 0)
         rc = pf_listeners_open(&g->ls, c, nslots, prev ? &prev->ls : NULL, err, errlen);
     if (rc < 0) {

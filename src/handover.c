@@ -1,17 +1,20 @@
 #include "preforkd/handover.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* "from=P;ready=F;scoreboard=F;counters=F;balance=B;activated=A;slots=N;addrs=N;
- *  fds=F,F,...;texts=T\x1fT..." -- the texts last: an address may hold any byte but
- * NUL and the separator. */
+ *  fds=F,F,...;files=-,D:I,...;texts=T\x1fT..." -- files: per address, the device and
+ * inode of a unix socket file the old primary bound ("-": none), so that the new one
+ * removes it at its final stop as the old one would have; the texts last: an address
+ * may hold any byte but NUL and the separator. */
 char *pf_handover_encode(const struct pf_handover *h)
 {
     const struct pf_listeners *ls = &h->ls;
-    size_t cap = 256 + ls->nfds * 12 + ls->naddrs * sizeof(ls->texts[0]);
+    size_t cap = 256 + ls->nfds * 12 + ls->naddrs * (sizeof(ls->addrs[0].text) + 48);
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -23,9 +26,18 @@ char *pf_handover_encode(const struct pf_handover *h)
                                 ls->activated ? 1 : 0, ls->nslots, ls->naddrs);
     for (size_t i = 0; i < ls->nfds && n < cap; i++)
         n += (size_t)snprintf(out + n, cap - n, "%s%d", i ? "," : "", ls->fds[i]);
+    n += (size_t)snprintf(out + n, cap - n, ";files=");
+    for (size_t i = 0; i < ls->naddrs && n < cap; i++) {
+        const struct pf_listener_addr *a = &ls->addrs[i];
+        if (a->unix_owned)
+            n += (size_t)snprintf(out + n, cap - n, "%s%ju:%ju", i ? "," : "",
+                                  (uintmax_t)a->dev, (uintmax_t)a->ino);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%s-", i ? "," : "");
+    }
     n += (size_t)snprintf(out + n, cap - n, ";texts=");
     for (size_t i = 0; i < ls->naddrs && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "\x1f" : "", ls->texts[i]);
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "\x1f" : "", ls->addrs[i].text);
     if (n >= cap) {
         free(out);
         return NULL;
@@ -84,16 +96,44 @@ int pf_handover_decode(const char *text, struct pf_handover *h)
         h->ls.fds[i] = (int)fd;
         p = end + 1;
     }
+    if (strncmp(p, "files=", 6) != 0)
+        goto bad;
+    p += 6;
+    for (size_t i = 0; i < h->ls.naddrs; i++) {
+        char want = i + 1 < h->ls.naddrs ? ',' : ';';
+        struct pf_listener_addr *a = &h->ls.addrs[i];
+        if (*p == '-') {
+            p++;
+        } else {
+            char *end;
+            errno = 0;
+            uintmax_t dev = strtoumax(p, &end, 10);
+            if (errno || end == p || *end != ':')
+                goto bad;
+            p = end + 1;
+            uintmax_t ino = strtoumax(p, &end, 10);
+            if (errno || end == p)
+                goto bad;
+            p = end;
+            a->unix_owned = true;
+            a->dev = (dev_t)dev;
+            a->ino = (ino_t)ino;
+        }
+        if (*p != want)
+            goto bad;
+        p++;
+    }
     if (strncmp(p, "texts=", 6) != 0)
         goto bad;
     p += 6;
     for (size_t i = 0; i < h->ls.naddrs; i++) {
         const char *sep = strchr(p, '\x1f');
         size_t n = sep ? (size_t)(sep - p) : strlen(p);
-        if (n == 0 || n >= sizeof(h->ls.texts[0]) || (i + 1 < h->ls.naddrs) != (sep != NULL))
+        char *dst = h->ls.addrs[i].text;
+        if (n == 0 || n >= sizeof(h->ls.addrs[i].text) || (i + 1 < h->ls.naddrs) != (sep != NULL))
             goto bad;
-        memcpy(h->ls.texts[i], p, n);
-        h->ls.texts[i][n] = '\0';
+        memcpy(dst, p, n);
+        dst[n] = '\0';
         p += n + (sep ? 1 : 0);
     }
     h->from = (pid_t)from;

@@ -56,7 +56,9 @@ static const struct {
     {"uptime", PF_M_UPTIME, false},
 };
 
-/* Connects to a wildcard listen address through loopback. */
+/* Connects to a listen address: a wildcard one through loopback, a unix one by its path.
+ * A listener that expects a PROXY header gets one that names no client (v2 LOCAL, v1
+ * UNKNOWN), as a balancer's own health check does. */
 static int connect_to(const struct pf_listen_addr *a)
 {
     struct sockaddr_storage ss = a->addr;
@@ -64,7 +66,7 @@ static int connect_to(const struct pf_listen_addr *a)
         struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
         if (in4->sin_addr.s_addr == htonl(INADDR_ANY))
             in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else {
+    } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
         if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
             in6->sin6_addr = in6addr_loopback;
@@ -74,6 +76,16 @@ static int connect_to(const struct pf_listen_addr *a)
         return -errno;
     if (connect(fd, (struct sockaddr *)&ss, a->addr_len) < 0) {
         int e = errno;
+        close(fd);
+        return -e;
+    }
+    static const char v1[] = "PROXY UNKNOWN\r\n";
+    static const char v2[16] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                                0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00};
+    const char *hdr = a->proxy == PF_PROXY_V1 ? v1 : a->proxy == PF_PROXY_V2 ? v2 : NULL;
+    size_t len = a->proxy == PF_PROXY_V1 ? sizeof(v1) - 1 : sizeof(v2);
+    if (hdr && send(fd, hdr, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        int e = errno ? errno : EIO;
         close(fd);
         return -e;
     }

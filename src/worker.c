@@ -34,6 +34,7 @@ enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL };
 struct ev_source {
     int kind; /* shares its position with pf_conn.kind */
     int fd;
+    enum pf_proxy_version proxy; /* EV_LISTEN: the PROXY header its connections begin with */
 };
 _Static_assert(offsetof(struct ev_source, kind) == offsetof(struct pf_conn, kind),
                "an epoll event's kind is found at the same place in every source");
@@ -166,24 +167,15 @@ static void reject_full(struct worker *w, int fd)
     close(fd);
 }
 
-/* The client's address as text, for the access log. */
-static void peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
-}
-
 static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
 {
     if (pf_conn_on_events(c, events, &w->env) == PF_CONN_CLOSE)
         conn_close(w, c);
 }
 
-static void accept_ready(struct worker *w, int lfd)
+static void accept_ready(struct worker *w, const struct ev_source *src)
 {
+    int lfd = src->fd;
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof(peer);
@@ -209,7 +201,8 @@ static void accept_ready(struct worker *w, int lfd)
             continue;
         }
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (peer.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct pf_conn *c = conn_get(w);
         if (!c) {
             /* Out of memory costs this connection, not the worker. */
@@ -221,12 +214,10 @@ static void accept_ready(struct worker *w, int lfd)
             continue;
         }
         pf_conn_init(c, fd, w->cfg, &w->ctx, w->ctx.now_ms);
-        c->peer_addr = peer;
-        c->peer_len = peer_len;
+        pf_conn_set_peer(c, (const struct sockaddr *)&peer, peer_len);
+        pf_conn_expect_proxy(c, src->proxy);
         pf_count(&w->row->c.accepted, 1);
         atomic_store_explicit(&w->row->connections, w->nconns, memory_order_relaxed);
-        if (w->access_log)
-            peer_text(&c->peer_addr, c->peer, sizeof(c->peer));
         /* Registered once for both directions, edge-triggered: the hot path never
          * calls epoll_ctl again. */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -270,7 +261,7 @@ static void start_drain(struct worker *w)
      * so later arrivals wait for another worker rather than being refused). */
     if (!w->accept_paused)
         for (size_t i = 0; i < w->nlisten; i++)
-            accept_ready(w, w->listeners[i].fd);
+            accept_ready(w, &w->listeners[i]);
     pf_log_info("draining %u connection%s", w->nconns, w->nconns == 1 ? "" : "s");
     w->env.draining = true;
     w->drain_deadline_ms = w->ctx.now_ms + w->cfg->shutdown_timeout_ms;
@@ -424,7 +415,8 @@ static bool fault_conn_alloc(void)
 }
 #endif
 
-static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ipc_fd)
+static int setup(struct worker *w, const int *listen_fds, const struct pf_listener_addr *addrs,
+                 size_t nlisten, int ipc_fd)
 {
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
@@ -449,6 +441,7 @@ static int setup(struct worker *w, const int *listen_fds, size_t nlisten, int ip
     for (size_t i = 0; i < nlisten; i++) {
         w->listeners[i].kind = EV_LISTEN;
         w->listeners[i].fd = listen_fds[i];
+        w->listeners[i].proxy = addrs[i].proxy;
     }
     w->nlisten = nlisten;
     return set_accepting(w, true);
@@ -568,9 +561,10 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
             w.cover_src = NULL;
         }
         for (size_t k = 0; w.cover_src && k < ls->nfds; k++)
-            w.cover_src[k] = (struct ev_source){.kind = EV_LISTEN, .fd = ls->fds[k]};
+            w.cover_src[k] = (struct ev_source){
+                .kind = EV_LISTEN, .fd = ls->fds[k], .proxy = ls->addrs[k % ls->naddrs].proxy};
     }
-    int rc = setup(&w, listen_fds, nlisten, ipc_fd);
+    int rc = setup(&w, listen_fds, ls->addrs, nlisten, ipc_fd);
     if (rc < 0) {
         pf_log_error("worker setup failed: %s", strerror(-rc));
         return 1;
@@ -596,7 +590,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
                 break;
             case EV_LISTEN:
                 if (!w.env.draining)
-                    accept_ready(&w, src->fd);
+                    accept_ready(&w, src);
                 break;
             case EV_IPC:
                 handle_ipc(&w);

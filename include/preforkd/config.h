@@ -8,6 +8,7 @@
 
 #include "preforkd/log.h"
 #include "preforkd/paths.h" /* PF_DEFAULT_CONFIG */
+#include "preforkd/proxy.h" /* enum pf_proxy_version */
 
 #define PF_MAX_LISTEN    16
 #define PF_MAX_WORKERS   1024
@@ -19,10 +20,19 @@ enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FI
 enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
 enum pf_access_format { PF_ACCESS_OFF, PF_ACCESS_COMBINED, PF_ACCESS_JSON };
 
+/* "unix:" and a socket path (sun_path holds 107 bytes and its NUL). */
+#define PF_LISTEN_TEXT 128
+
+/* One entry of `listen:`: a TCP address, or a unix-domain socket's path. */
 struct pf_listen_addr {
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    char text[80];
+    char text[PF_LISTEN_TEXT];   /* canonical: "127.0.0.1:4400", "[::1]:80", "unix:/run/x.sock" */
+    enum pf_proxy_version proxy; /* a PROXY header precedes each connection's first byte */
+    /* unix only: applied to the socket file after bind (-1 / "": as bind() made it) */
+    int32_t mode;
+    char owner[64];
+    char group[64];
 };
 
 struct pf_limits {
@@ -139,8 +149,11 @@ int pf_config_load_default(struct pf_config *cfg, const char **path, char *err, 
 int pf_config_load_string(struct pf_config *cfg, const char *name, const char *text, size_t len,
                           char *err, size_t errlen);
 
-/* "127.0.0.1:4400", "[::1]:80", "*:8080", ":8080", "8080". */
+/* "127.0.0.1:4400", "[::1]:80", "*:8080", ":8080", "8080", "unix:/absolute/path".
+ * Fills the address and text; proxy off, mode -1, no owner or group. */
 int pf_config_parse_listen(const char *text, struct pf_listen_addr *out);
+/* Whether the entry is a unix-domain socket. */
+bool pf_config_listen_is_unix(const struct pf_listen_addr *a);
 /* "30s", "500ms", "2m", "1h"; a bare number means seconds. */
 int pf_config_parse_duration_ms(const char *text, uint64_t *out);
 /* "512", "8k", "8KiB", "16KB", "1M", "1MiB", "1G": binary multiples. */

@@ -10,6 +10,7 @@
 #include "preforkd/config.h"
 #include "preforkd/handlers.h"
 #include "preforkd/http.h"
+#include "preforkd/proxy.h"
 #include "preforkd/scoreboard.h"
 
 struct pf_access_log;
@@ -55,7 +56,10 @@ struct pf_conn {
     int file_fd; /* a file body (static files) to sendfile after wbuf, then close */
     off_t file_off;
     uint64_t file_left;
-    struct sockaddr_storage peer_addr; /* the client, from accept4 */
+    /* Not off: the PROXY header of that version is still to come, before any HTTP; its
+     * bytes gather at the start of rbuf, and it must be whole within timeouts.header. */
+    enum pf_proxy_version proxy;
+    struct sockaddr_storage peer_addr; /* the client: from accept4, or the PROXY header */
     socklen_t peer_len;
     char peer[48]; /* client address as text, kept only for the access log */
     struct pf_http http;
@@ -65,6 +69,9 @@ struct pf_conn {
 
 /* The worker's epoll dispatch reads `kind` through a pointer to any event source. */
 _Static_assert(offsetof(struct pf_conn, kind) == 0, "kind is the first member of pf_conn");
+/* A PROXY header always fits the input buffer, whole. */
+_Static_assert(PF_PROXY_V2_MAX <= PF_CONN_RBUF && PF_PROXY_V1_MAX <= PF_CONN_RBUF,
+               "a PROXY header fits the input buffer");
 /* Answers are built in place: the output buffer always has room for one more. */
 _Static_assert(PF_CONN_WBUF >= 2 * PF_RESPONSE_MAX, "the output buffer holds two answers");
 
@@ -72,6 +79,11 @@ enum pf_conn_verdict { PF_CONN_KEEP, PF_CONN_CLOSE };
 
 void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg,
                   struct pf_handler_ctx *ctx, int64_t now_ms);
+/* The client's address (its text too, when the access log wants it). */
+void pf_conn_set_peer(struct pf_conn *c, const struct sockaddr *peer, socklen_t len);
+/* The connection's listener expects a PROXY header of version v first (off: none). A
+ * missing, malformed or truncated one closes the connection without an answer. */
+void pf_conn_expect_proxy(struct pf_conn *c, enum pf_proxy_version v);
 /* Handles epoll events (EPOLLIN/OUT/RDHUP/ERR/HUP) for the connection. */
 enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struct pf_conn_env *env);
 /* Called about once a second: applies the keep-alive, request-head, send and linger

@@ -1,7 +1,9 @@
 /* libFuzzer target: a whole connection (parser, router, handlers, responses, buffer
  * management) over a socketpair. The input is written in several pieces, split at each
  * 0xFF marker byte, with the connection's event handler run after every piece, so
- * incremental parsing and pipelining are exercised as on a real socket. */
+ * incremental parsing and pipelining are exercised as on a real socket. An input that
+ * begins with 0xFE or 0xFD is a connection on a listener with proxy_protocol v1 or v2:
+ * that byte is dropped, and the rest must begin with the PROXY header. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,6 +106,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     struct pf_conn_env env = {.ctx = &ctx, .cfg = &cfg, .drain_idle_ms = 1000};
     pf_conn_init(&conn, sv[0], &cfg, &ctx, 0);
+    if (size > 0 && (data[0] == 0xFE || data[0] == 0xFD)) {
+        pf_conn_expect_proxy(&conn, data[0] == 0xFE ? PF_PROXY_V1 : PF_PROXY_V2);
+        data++;
+        size--;
+    }
     enum pf_conn_verdict v = PF_CONN_KEEP;
     size_t start = 0;
     for (size_t i = 0; i <= size && v == PF_CONN_KEEP; i++) {

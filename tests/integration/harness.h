@@ -23,7 +23,8 @@ struct daemon {
 };
 
 /* Writes "listen: 127.0.0.1:PORT" plus extra_yaml as the config ("@DIR@" in it becomes
- * the daemon's temporary directory), starts the daemon and waits until `workers`
+ * the daemon's temporary directory, "@PORT@" its port; extra_yaml with a `listen:` key of
+ * its own replaces the harness's line), starts the daemon and waits until `workers`
  * workers serve: the READY=1 datagram on a NOTIFY_SOCKET of the harness's, after a
  * STATUS=N/N workers serving (or, when the test brings its own NOTIFY_SOCKET, /health
  * saying "serving":N,"configured":N). Neither sends a request the counters would see. */
@@ -46,7 +47,7 @@ struct daemon_opts {
 };
 void daemon_start_opts(struct daemon *d, const char *extra_yaml, int workers,
                        const struct daemon_opts *opts);
-/* Rewrites the daemon's config file (same "@DIR@" rule, listen line included). */
+/* Rewrites the daemon's config file (same "@DIR@", "@PORT@" and listen rules). */
 void daemon_write_config(struct daemon *d, const char *extra_yaml, int workers);
 /* The log, for tests whose subject is what the daemon logs (format, reopening, the
  * reason it reports); never to learn that something has happened. */
@@ -113,6 +114,8 @@ bool pid_alive(pid_t pid);
  * exit status, or -1 when it did not exit normally. */
 int run_capture(const char *const argv[], char *out, size_t cap);
 
+/* A loopback port free at the moment of the call. */
+int free_port(void);
 int tcp_connect(int port);
 void send_all(int fd, const char *data, size_t len);
 /* send_all of a whole C string: no hand-counted lengths. */

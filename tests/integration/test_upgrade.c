@@ -3,6 +3,7 @@
  * once the new one serves. Under load nothing fails; a new binary that exits at once or
  * never serves leaves the old one serving; counters go on. */
 #include <errno.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,7 +79,8 @@ static const char *health(struct deployed *x, char *buf, size_t cap)
     return buf;
 }
 
-static void stop(struct deployed *x)
+/* A final stop; `gone`, when not NULL, is a file the stop must have removed. */
+static void stop_removing(struct deployed *x, const char *gone)
 {
     kill(x->primary, SIGTERM);
     int st = 0;
@@ -89,10 +94,17 @@ static void stop(struct deployed *x)
     deadline = now_ms() + WAIT_MS;
     while (waitpid(-1, &st, WNOHANG) > 0 || (errno != ECHILD && now_ms() < deadline))
         sleep_ms(10);
+    if (gone)
+        assert_int_equal(access(gone, F_OK), -1);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%.*s'", x->d.dir, (int)(strrchr(x->bin, '/') - x->bin),
              x->bin);
     assert_int_equal(system(cmd), 0);
+}
+
+static void stop(struct deployed *x)
+{
+    stop_removing(x, NULL);
 }
 
 static void test_ten_upgrades_under_load_lose_nothing(void **state)
@@ -212,12 +224,62 @@ static void test_failed_upgrades_keep_the_old_primary(void **state)
     stop(&x);
 }
 
+static int unix_exchange(const char *path, const char *request, char *buf, size_t cap)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0 && strlen(path) < sizeof(a.sun_path));
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    send_str(fd, request);
+    bool eof;
+    buf[0] = '\0';
+    size_t n = read_responses(fd, 1, buf, cap, &eof);
+    close(fd);
+    return n ? status_of(buf) : 0;
+}
+
+/* A unix socket goes over to the new primary as it is: the same file (the old primary,
+ * which hands it on, does not remove it), the PROXY setting of the config, and the new
+ * primary removes the file at its final stop as the old one would have. */
+static void test_unix_socket_and_proxy_setting_go_over(void **state)
+{
+    (void)state;
+    struct deployed x;
+    start(&x, "listen:\n  - 127.0.0.1:@PORT@\n"
+              "  - {address: unix:@DIR@/http.sock, proxy_protocol: v1}\n");
+    char path[300], out[4096], buf[4096];
+    snprintf(path, sizeof(path), "%s/http.sock", x.d.dir);
+    static const char with_proxy[] = "PROXY TCP4 192.0.2.7 192.0.2.1 4711 80\r\n"
+                                      "GET /health HTTP/1.1\r\nHost: t\r\n"
+                                      "Connection: close\r\n\r\n";
+    static const char without[] = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    assert_int_equal(unix_exchange(path, with_proxy, buf, sizeof(buf)), 200);
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+    for (int i = 0; i < 2; i++) {
+        deploy(&x, i == 0 ? PF_TEST_BINARY_V2 : PF_TEST_BINARY);
+        int rc = upgrade(&x, out, sizeof(out));
+        if (rc != 0)
+            fail_msg("upgrade %d exited %d: %s", i, rc, out);
+        /* The old primary has exited (upgrade() reaped it): the file is still there. */
+        assert_int_equal(stat(path, &after), 0);
+        assert_true(after.st_ino == before.st_ino && after.st_dev == before.st_dev);
+        assert_int_equal(unix_exchange(path, with_proxy, buf, sizeof(buf)), 200);
+        assert_non_null(strstr(buf, i == 0 ? "+v2\"" : "\"version\":\"0"));
+        /* Still a PROXY listener: a request without the header gets no answer. */
+        assert_int_equal(unix_exchange(path, without, buf, sizeof(buf)), 0);
+    }
+    stop_removing(&x, path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ten_upgrades_under_load_lose_nothing),
         cmocka_unit_test(test_counters_and_figures_go_on),
         cmocka_unit_test(test_failed_upgrades_keep_the_old_primary),
+        cmocka_unit_test(test_unix_socket_and_proxy_setting_go_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "preforkd/config.h"
@@ -193,7 +194,7 @@ static void test_errors_have_file_line_column(void **state)
                  "t.yaml:1:12: 'log_level' must be error, warn, info or debug, not 'loud'");
     expect_error("listen:\n  - 127.0.0.1:4400\n  - 127.0.0.1:99999\n",
                  "t.yaml:3:5: invalid listen address '127.0.0.1:99999' (expected HOST:PORT, "
-                 "[IPV6]:PORT or PORT)");
+                 "[IPV6]:PORT, PORT or unix:/ABSOLUTE/PATH of at most 107 bytes)");
     expect_error("listen:\n  - 1.2.3.4:5\n  - 1.2.3.4:5\n",
                  "t.yaml:3:5: duplicate listen address '1.2.3.4:5'");
     expect_error("listen: []\n", "t.yaml:1:9: 'listen' needs at least one address");
@@ -377,6 +378,102 @@ static void test_route_errors(void **state)
                  "t.yaml:2:3: a module name is 1 to 31 bytes without '.'");
 }
 
+static void test_listen_entries(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    const char *text = "listen:\n"
+                       "  - 127.0.0.1:8080\n"
+                       "  - unix:/run/preforkd/plain.sock\n"
+                       "  - {address: '[::1]:8443', proxy_protocol: v2}\n"
+                       "  - address: unix:/run/preforkd/http.sock\n"
+                       "    proxy_protocol: v1\n"
+                       "    mode: 0660\n"
+                       "    owner: www-data\n"
+                       "    group: '1234'\n"
+                       "  - {address: '8081', proxy_protocol: off}\n"
+                       "  - {address: unix:/run/x.sock, mode: '600'}\n";
+    int rc = load(&cfg, text, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg.nlisten, 6);
+    assert_string_equal(cfg.listen[0].text, "127.0.0.1:8080");
+    assert_int_equal(cfg.listen[0].proxy, PF_PROXY_OFF);
+    assert_int_equal(cfg.listen[0].mode, -1);
+    assert_string_equal(cfg.listen[1].text, "unix:/run/preforkd/plain.sock");
+    assert_true(pf_config_listen_is_unix(&cfg.listen[1]));
+    assert_false(pf_config_listen_is_unix(&cfg.listen[0]));
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&cfg.listen[1].addr;
+    assert_string_equal(un->sun_path, "/run/preforkd/plain.sock");
+    assert_int_equal(cfg.listen[1].addr_len,
+                     offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
+    assert_int_equal(cfg.listen[1].mode, -1);
+    assert_string_equal(cfg.listen[1].owner, "");
+    assert_string_equal(cfg.listen[2].text, "[::1]:8443");
+    assert_int_equal(cfg.listen[2].proxy, PF_PROXY_V2);
+    assert_string_equal(cfg.listen[3].text, "unix:/run/preforkd/http.sock");
+    assert_int_equal(cfg.listen[3].proxy, PF_PROXY_V1);
+    assert_int_equal(cfg.listen[3].mode, 0660);
+    assert_string_equal(cfg.listen[3].owner, "www-data");
+    assert_string_equal(cfg.listen[3].group, "1234");
+    assert_string_equal(cfg.listen[4].text, "0.0.0.0:8081");
+    assert_int_equal(cfg.listen[4].proxy, PF_PROXY_OFF);
+    assert_int_equal(cfg.listen[5].mode, 0600);
+    /* A single mapping, not in a list. */
+    rc = load(&cfg, "listen: {address: unix:/a.sock, proxy_protocol: v2}\n", err, sizeof(err));
+    if (rc < 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg.nlisten, 1);
+    assert_int_equal(cfg.listen[0].proxy, PF_PROXY_V2);
+}
+
+static void test_listen_entry_errors(void **state)
+{
+    (void)state;
+    expect_error("listen:\n  - {address: 127.0.0.1:80, proxy: v1}\n",
+                 "t.yaml:2:29: unknown key 'listen.proxy' "
+                 "(address, proxy_protocol, mode, owner, group)");
+    expect_error("listen:\n  - {proxy_protocol: v1}\n",
+                 "t.yaml:2:5: a listen entry needs an 'address'");
+    expect_error("listen:\n  - {address: 127.0.0.1:80, mode: '0660'}\n",
+                 "t.yaml:2:29: 'listen.mode' applies only to a unix: address");
+    expect_error("listen:\n  - {address: 127.0.0.1:80, owner: www}\n",
+                 "t.yaml:2:29: 'listen.owner' applies only to a unix: address");
+    expect_error("listen:\n  - {address: unix:/a.sock, mode: '0860'}\n",
+                 "t.yaml:2:35: 'listen.mode' must be octal permissions like 0660, not '0860'");
+    expect_error("listen:\n  - {address: unix:/a.sock, mode: '1777'}\n",
+                 "t.yaml:2:35: 'listen.mode' must be octal permissions like 0660, not '1777'");
+    expect_error("listen:\n  - {address: unix:/a.sock, proxy_protocol: v3}\n",
+                 "t.yaml:2:45: 'listen.proxy_protocol' must be v1, v2 or off, not 'v3'");
+    expect_error("listen:\n  - {address: unix:/a.sock, group: ''}\n",
+                 "t.yaml:2:36: 'listen.group' must not be empty");
+    expect_error("listen:\n  - {address: unix:/a.sock, address: unix:/b.sock}\n",
+                 "t.yaml:2:29: duplicate key 'listen.address'");
+    expect_error("listen:\n  - {address: [a]}\n",
+                 "t.yaml:2:15: a listen address must be a string like 127.0.0.1:4400");
+    expect_error("listen:\n  - unix:run/x.sock\n",
+                 "t.yaml:2:5: invalid listen address 'unix:run/x.sock' (expected HOST:PORT, "
+                 "[IPV6]:PORT, PORT or unix:/ABSOLUTE/PATH of at most 107 bytes)");
+    expect_error("listen:\n  - 'unix:'\n",
+                 "t.yaml:2:5: invalid listen address 'unix:' (expected HOST:PORT, "
+                 "[IPV6]:PORT, PORT or unix:/ABSOLUTE/PATH of at most 107 bytes)");
+    expect_error("listen:\n  - unix:/a.sock\n  - {address: unix:/a.sock, proxy_protocol: v1}\n",
+                 "t.yaml:3:5: duplicate listen address 'unix:/a.sock'");
+    expect_error("listen:\n  - [unix:/a.sock]\n",
+                 "t.yaml:2:5: a listen address must be a string like 127.0.0.1:4400");
+    /* The longest path sun_path holds, and one byte more. */
+    char text[300];
+    snprintf(text, sizeof(text), "listen: unix:/%0106d\n", 0);
+    struct pf_config cfg;
+    char err[256];
+    if (load(&cfg, text, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    snprintf(text, sizeof(text), "listen: unix:/%0107d\n", 0);
+    assert_true(load(&cfg, text, err, sizeof(err)) < 0);
+    assert_true(strncmp(err, "t.yaml:1:9: invalid listen address", 34) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +490,8 @@ int main(void)
         cmocka_unit_test(test_failed_load_leaves_config_untouched),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_value_parsers),
+        cmocka_unit_test(test_listen_entries),
+        cmocka_unit_test(test_listen_entry_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
