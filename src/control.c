@@ -16,8 +16,8 @@ static const char *const outcome_text[PF_CONTROL_OUTCOMES] = {
     [PF_CONTROL_DONE] = "the new generation serves",
     [PF_CONTROL_CONFIG] = "the configuration file did not load",
     [PF_CONTROL_LISTEN] = "a listening socket could not be opened",
-    [PF_CONTROL_WORKERS] = "a worker of the new generation died or did not serve in time; "
-                           "the old workers keep serving",
+    [PF_CONTROL_WORKERS] = ("a worker of the new generation died or did not serve in time; "
+                            "the old workers keep serving"),
     [PF_CONTROL_BUSY] = "a reload is already in progress",
     [PF_CONTROL_STOPPING] = "the daemon is stopping",
     [PF_CONTROL_NOMEM] = "the primary ran out of memory",
