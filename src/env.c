@@ -57,3 +57,9 @@ void pf_env_read(struct pf_env *env)
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
 }
+
+void pf_env_free(struct pf_env *env)
+{
+    free((char *)env->handover);
+    env->handover = NULL;
+}

@@ -137,5 +137,7 @@ int main(int argc, char **argv)
     }
     pf_log_info("preforkd %s, config %s, %u usable CPUs", PF_VERSION,
                 path ? path : "(built-in defaults)", pf_cpu_usable());
-    return pf_primary_run(&cfg, path, override, &env, argv);
+    int rc = pf_primary_run(&cfg, path, override, &env, argv);
+    pf_env_free(&env);
+    return rc;
 }

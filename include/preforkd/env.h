@@ -22,5 +22,7 @@ void pf_env_parse(struct pf_env *env, const char *(*get)(const char *name), pid_
 /* pf_env_parse(getenv, getpid()), then removes LISTEN_PID, LISTEN_FDS and
  * LISTEN_FDNAMES, so that no child takes systemd's sockets for its own. */
 void pf_env_read(struct pf_env *env);
+/* Frees what pf_env_read kept (the handover description). */
+void pf_env_free(struct pf_env *env);
 
 #endif
