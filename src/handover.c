@@ -30,8 +30,8 @@ char *pf_handover_encode(const struct pf_handover *h)
     for (size_t i = 0; i < ls->naddrs && n < cap; i++) {
         const struct pf_listener_addr *a = &ls->addrs[i];
         if (a->unix_owned)
-            n += (size_t)snprintf(out + n, cap - n, "%s%ju:%ju", i ? "," : "",
-                                  (uintmax_t)a->dev, (uintmax_t)a->ino);
+            n += (size_t)snprintf(out + n, cap - n, "%s%ju:%ju", i ? "," : "", (uintmax_t)a->dev,
+                                  (uintmax_t)a->ino);
         else
             n += (size_t)snprintf(out + n, cap - n, "%s-", i ? "," : "");
     }

@@ -508,7 +508,8 @@ int pf_listeners_set_slots(struct pf_listeners *ls, uint32_t nslots, char *err, 
             struct sockaddr_storage ss;
             socklen_t len = bound_addr(ls->fds[i], &ss);
             /* A unix address has one socket: the new slot shares it. */
-            int fd = ss.ss_family == AF_UNIX ? fcntl(ls->fds[i], F_DUPFD_CLOEXEC, 0) : open_one(&ss, len, ls->backlog, 1);
+            int fd = ss.ss_family == AF_UNIX ? fcntl(ls->fds[i], F_DUPFD_CLOEXEC, 0)
+                                             : open_one(&ss, len, ls->backlog, 1);
             if (fd < 0 && ss.ss_family == AF_UNIX)
                 fd = -errno;
             if (fd < 0) {

@@ -251,8 +251,8 @@ static void test_unix_socket_and_proxy_setting_go_over(void **state)
     char path[300], out[4096], buf[4096];
     snprintf(path, sizeof(path), "%s/http.sock", x.d.dir);
     static const char with_proxy[] = "PROXY TCP4 192.0.2.7 192.0.2.1 4711 80\r\n"
-                                      "GET /health HTTP/1.1\r\nHost: t\r\n"
-                                      "Connection: close\r\n\r\n";
+                                     "GET /health HTTP/1.1\r\nHost: t\r\n"
+                                     "Connection: close\r\n\r\n";
     static const char without[] = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     assert_int_equal(unix_exchange(path, with_proxy, buf, sizeof(buf)), 200);
     struct stat before, after;

@@ -79,14 +79,16 @@ static void test_malformed(void **state)
         "from=1;ready=1;scoreboard=2;counters=3;balance=shared;activated=0;slots=1;addrs=1;"
         "fds=3;files=12:;texts=a",
         "from=1;ready=1;scoreboard=2;counters=3;balance=shared;activated=0;slots=1;addrs=2;"
-        "fds=3,4;files=-;texts=a\x1f" "b",
+        "fds=3,4;files=-;texts=a\x1f"
+        "b",
     };
     /* The same text, defect removed, is accepted: the cases above fail for their defect. */
     static const char *const good[] = {
         "from=1;ready=1;scoreboard=2;counters=3;balance=shared;activated=0;slots=1;addrs=1;"
         "fds=3;files=12:34;texts=a",
         "from=1;ready=1;scoreboard=2;counters=3;balance=shared;activated=0;slots=1;addrs=2;"
-        "fds=3,4;files=-,-;texts=a\x1f" "b",
+        "fds=3,4;files=-,-;texts=a\x1f"
+        "b",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct pf_handover h;
@@ -102,10 +104,11 @@ static void test_malformed(void **state)
             fail_msg("accepted case %zu: %s", i, bad[i]);
     }
     struct pf_handover h;
-    assert_int_equal(pf_handover_decode("from=1;ready=5;scoreboard=-1;counters=-1;balance=shared;"
-                                        "activated=1;slots=3;addrs=1;fds=3;files=-;texts=systemd fd 3",
-                                        &h),
-                     0);
+    assert_int_equal(
+        pf_handover_decode("from=1;ready=5;scoreboard=-1;counters=-1;balance=shared;"
+                           "activated=1;slots=3;addrs=1;fds=3;files=-;texts=systemd fd 3",
+                           &h),
+        0);
     assert_true(h.ls.activated);
     assert_int_equal(h.ls.nfds, 1);
     h.ls.fds[0] = -1;
