@@ -362,7 +362,7 @@ function markdown(report) {
   const m = report.machine;
   lines.push(`# preforkd benchmark, ${m.date}`, '');
   lines.push(`Machine: ${m.cpu_model}, ${m.usable_cpus} usable of ${m.online_cpus} CPUs, ${m.memory_gib} GiB, Linux ${m.kernel}.`);
-  lines.push(`Versions: ${Object.rows(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`);
+  lines.push(`Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`);
   lines.push(`Method: ${report.options.connections} connections, ${report.options.duration} s per run; load generator on the same machine as the servers (autocannon in the harness's process, wrk -t1).`, '');
   lines.push('| contender | route | tool | req/s | avg ms | p50 ms | p99 ms | max ms | errors | non-2xx | CPU µs/req | peak RSS/worker | spread % | vs Node cluster | vs nginx |');
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|');
