@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -101,8 +102,13 @@ bool daemon_log_contains(const struct daemon *d, const char *needle)
 
 int daemon_workers(const struct daemon *d, pid_t *out, int max)
 {
+    return pid_children(d->pid, out, max);
+}
+
+int pid_children(pid_t pid, pid_t *out, int max)
+{
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)d->pid, (int)d->pid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -111,6 +117,30 @@ int daemon_workers(const struct daemon *d, pid_t *out, int max)
         out[n++] = (pid_t)v;
     fclose(f);
     return n;
+}
+
+/* Whether pid holds the socket with inode ino among its descriptors. */
+bool pid_holds_socket(pid_t pid, ino_t ino)
+{
+    char dir[64], want[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof(want), "socket:[%lu]", (unsigned long)ino);
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(dp))) {
+        char path[320], target[64];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            found = strcmp(target, want) == 0;
+        }
+    }
+    closedir(dp);
+    return found;
 }
 
 int worker_slot(pid_t pid)

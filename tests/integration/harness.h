@@ -107,6 +107,10 @@ bool daemon_log_contains(const struct daemon *d, const char *needle);
 /* The primary's children; returns how many. */
 int daemon_workers(const struct daemon *d, pid_t *out, int max);
 /* The slot from the worker's process name "preforkd-wN", or -1. */
+/* The children of pid (any process: a primary started by an upgrade, say). */
+int pid_children(pid_t pid, pid_t *out, int max);
+/* Whether pid holds the socket with inode ino among its descriptors. */
+bool pid_holds_socket(pid_t pid, ino_t ino);
 int worker_slot(pid_t pid);
 bool pid_alive(pid_t pid);
 

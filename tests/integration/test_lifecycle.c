@@ -600,30 +600,6 @@ static void test_watchdog_pings_go_on_while_a_hung_worker_is_replaced(void **sta
     assert_true(pinged);
 }
 
-/* Whether pid holds the socket with inode ino among its descriptors. */
-static bool holds_socket(pid_t pid, ino_t ino)
-{
-    char dir[64], want[64];
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    snprintf(want, sizeof(want), "socket:[%lu]", (unsigned long)ino);
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return false;
-    bool found = false;
-    struct dirent *e;
-    while (!found && (e = readdir(dp))) {
-        char path[320], target[64];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        if (n > 0) {
-            target[n] = '\0';
-            found = strcmp(target, want) == 0;
-        }
-    }
-    closedir(dp);
-    return found;
-}
-
 static void test_socket_activation(void **state)
 {
     (void)state;
@@ -640,7 +616,7 @@ static void test_socket_activation(void **state)
     pid_t w[4];
     assert_int_equal(daemon_workers(&d, w, 4), 2);
     for (int i = 0; i < 2; i++)
-        assert_true(holds_socket(w[i], sb.st_ino));
+        assert_true(pid_holds_socket(w[i], sb.st_ino));
     close(lfd);
     for (int i = 0; i < 10; i++)
         expect_served(&d);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,7 +40,7 @@ static void deploy(struct deployed *x, const char *from)
     assert_int_equal(system(cmd), 0);
 }
 
-static void start(struct deployed *x, const char *yaml)
+static void start_with(struct deployed *x, const char *yaml, int listen_fd)
 {
     /* Orphans come to the test: the new primary's parent, the old one, exits. */
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
@@ -46,9 +48,14 @@ static void start(struct deployed *x, const char *yaml)
     assert_non_null(mkdtemp(dir));
     snprintf(x->bin, sizeof(x->bin), "%s/preforkd", dir);
     deploy(x, PF_TEST_BINARY);
-    struct daemon_opts o = {.listen_fd = -1, .binary = x->bin};
+    struct daemon_opts o = {.listen_fd = listen_fd, .binary = x->bin};
     daemon_start_opts(&x->d, yaml, 2, &o);
     x->primary = x->d.pid;
+}
+
+static void start(struct deployed *x, const char *yaml)
+{
+    start_with(x, yaml, -1);
 }
 
 static int upgrade(struct deployed *x, char *out, size_t cap)
@@ -273,6 +280,42 @@ static void test_unix_socket_and_proxy_setting_go_over(void **state)
     stop_removing(&x, path);
 }
 
+/* A socket systemd passed (LISTEN_FDS) goes over as it is (puma #1775 closed it on a
+ * restart): after each upgrade the new primary and its workers hold that very socket,
+ * which still serves. */
+static void test_socket_from_systemd_goes_over(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 64), 0);
+    struct stat sb;
+    assert_int_equal(fstat(lfd, &sb), 0);
+    struct deployed x;
+    start_with(&x, NULL, lfd);
+    close(lfd); /* from here on only the daemon holds it */
+    char out[4096], buf[4096];
+    for (int i = 0; i < 2; i++) {
+        deploy(&x, i == 0 ? PF_TEST_BINARY_V2 : PF_TEST_BINARY);
+        int rc = upgrade(&x, out, sizeof(out));
+        if (rc != 0)
+            fail_msg("upgrade %d exited %d: %s", i, rc, out);
+        assert_true(pid_holds_socket(x.primary, sb.st_ino));
+        pid_t w[8];
+        long long deadline = now_ms() + WAIT_MS;
+        int n;
+        while ((n = pid_children(x.primary, w, 8)) < 2 && now_ms() < deadline)
+            sleep_ms(10);
+        assert_int_equal(n, 2);
+        for (int k = 0; k < n; k++)
+            assert_true(pid_holds_socket(w[k], sb.st_ino));
+        assert_int_equal(status_of(health(&x, buf, sizeof(buf))), 200);
+        assert_non_null(strstr(buf, i == 0 ? "+v2\"" : "\"version\":\"0"));
+    }
+    stop(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_counters_and_figures_go_on),
         cmocka_unit_test(test_failed_upgrades_keep_the_old_primary),
         cmocka_unit_test(test_unix_socket_and_proxy_setting_go_over),
+        cmocka_unit_test(test_socket_from_systemd_goes_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
