@@ -220,7 +220,7 @@ static bool env_sets(const char *const *env, const char *name)
 }
 
 /* A datagram socket for the daemon's sd_notify messages. */
-static int notify_open(const char *path)
+int notify_open(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -229,6 +229,27 @@ static int notify_open(const char *path)
     unlink(path);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
+}
+
+/* Collects datagrams for up to ms or until one contains `until`. */
+bool notify_collect(int fd, char *all, size_t cap, const char *until, int ms)
+{
+    long long deadline = now_ms() + ms;
+    size_t len = strlen(all);
+    while (now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        char msg[512];
+        ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            continue;
+        msg[n] = '\0';
+        len += (size_t)snprintf(all + len, cap - len, "%s\n--\n", msg);
+        if (until && strstr(msg, until))
+            return true;
+    }
+    return until == NULL;
 }
 
 /* Reads the sd_notify datagrams that came (waiting up to 20 ms for one); true once

@@ -107,6 +107,11 @@ bool daemon_log_contains(const struct daemon *d, const char *needle);
 /* The primary's children; returns how many. */
 int daemon_workers(const struct daemon *d, pid_t *out, int max);
 /* The slot from the worker's process name "preforkd-wN", or -1. */
+/* A datagram socket bound at path, for a daemon's sd_notify messages (NOTIFY_SOCKET). */
+int notify_open(const char *path);
+/* Appends the datagrams that come on fd to all ("MSG\n--\n" each) for up to ms, or
+ * until one contains `until`: true then (or, with until NULL, at the end). */
+bool notify_collect(int fd, char *all, size_t cap, const char *until, int ms);
 /* The children of pid (any process: a primary started by an upgrade, say). */
 int pid_children(pid_t pid, pid_t *out, int max);
 /* Whether pid holds the socket with inode ino among its descriptors. */

@@ -474,37 +474,6 @@ static void test_usr1_reopens_log_and_pid_file(void **state)
 
 /* ---- sd_notify --------------------------------------------------------------------------- */
 
-static int notify_socket(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    unlink(path);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
-/* Collects datagrams for up to ms or until one contains `until`. */
-static bool collect(int fd, char *all, size_t cap, const char *until, int ms)
-{
-    long long deadline = now_ms() + ms;
-    size_t len = strlen(all);
-    while (now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        char msg[512];
-        ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
-        if (n <= 0)
-            continue;
-        msg[n] = '\0';
-        len += (size_t)snprintf(all + len, cap - len, "%s\n--\n", msg);
-        if (until && strstr(msg, until))
-            return true;
-    }
-    return until == NULL;
-}
-
 /* A daemon whose NOTIFY_SOCKET is a datagram socket of the test's, with a 3 s systemd
  * watchdog asked for. */
 struct notified {
@@ -517,7 +486,7 @@ struct notified {
 static void start_notified(struct notified *n, const char *tag, const char *yaml, int workers)
 {
     snprintf(n->path, sizeof(n->path), "/tmp/preforkd-notify-%s-%d", tag, (int)getpid());
-    n->fd = notify_socket(n->path);
+    n->fd = notify_open(n->path);
     snprintf(n->env_sock, sizeof(n->env_sock), "NOTIFY_SOCKET=%s", n->path);
     const char *env[] = {n->env_sock, "WATCHDOG_USEC=3000000", NULL};
     struct daemon_opts o = {.env = env, .listen_fd = -1};
@@ -539,15 +508,15 @@ static void test_sd_notify_protocol(void **state)
     start_notified(&n, "proto", NULL, 2);
     int fd = n.fd;
     struct daemon d = n.d;
-    assert_true(collect(fd, all, sizeof(all), "READY=1", WAIT_MS));
-    assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", WAIT_MS));
+    assert_true(notify_collect(fd, all, sizeof(all), "READY=1", WAIT_MS));
+    assert_true(notify_collect(fd, all, sizeof(all), "WATCHDOG=1", WAIT_MS));
     assert_non_null(strstr(all, "STATUS=2/2 workers serving"));
     kill(d.pid, SIGHUP);
-    assert_true(collect(fd, all, sizeof(all), "RELOADING=1", WAIT_MS));
+    assert_true(notify_collect(fd, all, sizeof(all), "RELOADING=1", WAIT_MS));
     assert_non_null(strstr(all, "MONOTONIC_USEC="));
-    assert_true(collect(fd, all, sizeof(all), "READY=1", WAIT_MS));
+    assert_true(notify_collect(fd, all, sizeof(all), "READY=1", WAIT_MS));
     kill(d.pid, SIGTERM);
-    bool stopping = collect(fd, all, sizeof(all), "STOPPING=1", WAIT_MS);
+    bool stopping = notify_collect(fd, all, sizeof(all), "STOPPING=1", WAIT_MS);
     int st;
     waitpid(d.pid, &st, 0);
     close_notified(&n);
@@ -574,18 +543,18 @@ static void test_watchdog_pings_go_on_while_a_hung_worker_is_replaced(void **sta
                    2);
     int fd = n.fd;
     struct daemon d = n.d;
-    assert_true(collect(fd, all, sizeof(all), "WATCHDOG=1", WAIT_MS));
+    assert_true(notify_collect(fd, all, sizeof(all), "WATCHDOG=1", WAIT_MS));
     pid_t before[2];
     assert_int_equal(daemon_workers(&d, before, 2), 2);
     int c = tcp_connect(d.port);
     send_str(c, "GET /heavy HTTP/1.1\r\nHost: t\r\n\r\n"); /* hours of work */
-    bool stuck = collect(fd, all, sizeof(all), "worker stuck", WAIT_MS);
+    bool stuck = notify_collect(fd, all, sizeof(all), "worker stuck", WAIT_MS);
     /* From the moment it is reported stuck until it is replaced, the pings go on. */
     all[0] = '\0';
     long long deadline = now_ms() + WAIT_MS;
     bool replaced = false;
     while (!replaced && now_ms() < deadline) {
-        collect(fd, all, sizeof(all), NULL, 100);
+        notify_collect(fd, all, sizeof(all), NULL, 100);
         pid_t now[8];
         int m = daemon_workers(&d, now, 8);
         for (int i = 0; i < m; i++)

@@ -40,7 +40,7 @@ static void deploy(struct deployed *x, const char *from)
     assert_int_equal(system(cmd), 0);
 }
 
-static void start_with(struct deployed *x, const char *yaml, int listen_fd)
+static void start_with(struct deployed *x, const char *yaml, int listen_fd, const char *const *env)
 {
     /* Orphans come to the test: the new primary's parent, the old one, exits. */
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
@@ -48,14 +48,14 @@ static void start_with(struct deployed *x, const char *yaml, int listen_fd)
     assert_non_null(mkdtemp(dir));
     snprintf(x->bin, sizeof(x->bin), "%s/preforkd", dir);
     deploy(x, PF_TEST_BINARY);
-    struct daemon_opts o = {.listen_fd = listen_fd, .binary = x->bin};
+    struct daemon_opts o = {.listen_fd = listen_fd, .binary = x->bin, .env = env};
     daemon_start_opts(&x->d, yaml, 2, &o);
     x->primary = x->d.pid;
 }
 
 static void start(struct deployed *x, const char *yaml)
 {
-    start_with(x, yaml, -1);
+    start_with(x, yaml, -1, NULL);
 }
 
 static int upgrade(struct deployed *x, char *out, size_t cap)
@@ -293,7 +293,7 @@ static void test_socket_from_systemd_goes_over(void **state)
     struct stat sb;
     assert_int_equal(fstat(lfd, &sb), 0);
     struct deployed x;
-    start_with(&x, NULL, lfd);
+    start_with(&x, NULL, lfd, NULL);
     close(lfd); /* from here on only the daemon holds it */
     char out[4096], buf[4096];
     for (int i = 0; i < 2; i++) {
@@ -316,6 +316,44 @@ static void test_socket_from_systemd_goes_over(void **state)
     stop(&x);
 }
 
+/* Under systemd the new primary becomes the main process: it sends MAINPID= with its
+ * pid before READY=1 (systemd follows it; NotifyAccess=all in the unit); the old one,
+ * handing over, never says STOPPING=1 (the service does not stop); the new one does at
+ * its own stop. */
+static void test_systemd_follows_the_new_primary(void **state)
+{
+    (void)state;
+    char sock[64], env_sock[96];
+    snprintf(sock, sizeof(sock), "/tmp/preforkd-notify-upgrade-%d", (int)getpid());
+    int fd = notify_open(sock);
+    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", sock);
+    const char *env[] = {env_sock, NULL};
+    struct deployed x;
+    start_with(&x, NULL, -1, env);
+    static char all[1 << 14];
+    all[0] = '\0';
+    assert_true(notify_collect(fd, all, sizeof(all), "READY=1", WAIT_MS));
+    pid_t old = x.primary;
+    char out[4096];
+    all[0] = '\0';
+    int rc = upgrade(&x, out, sizeof(out));
+    if (rc != 0)
+        fail_msg("upgrade exited %d: %s", rc, out);
+    assert_true(x.primary != old);
+    /* The old primary has exited (upgrade() reaped it): all it sent is queued. */
+    notify_collect(fd, all, sizeof(all), NULL, 200);
+    char mainpid[48];
+    snprintf(mainpid, sizeof(mainpid), "MAINPID=%d", (int)x.primary);
+    const char *m = strstr(all, mainpid);
+    if (!m || !strstr(m, "READY=1") || strstr(all, "STOPPING=1"))
+        fail_msg("want %s, then READY=1, and no STOPPING=1; got:\n%s", mainpid, all);
+    stop(&x);
+    bool stopping = notify_collect(fd, all, sizeof(all), "STOPPING=1", WAIT_MS);
+    close(fd);
+    unlink(sock);
+    assert_true(stopping);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_failed_upgrades_keep_the_old_primary),
         cmocka_unit_test(test_unix_socket_and_proxy_setting_go_over),
         cmocka_unit_test(test_socket_from_systemd_goes_over),
+        cmocka_unit_test(test_systemd_follows_the_new_primary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
