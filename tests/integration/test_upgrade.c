@@ -103,6 +103,13 @@ static void stop_removing(struct deployed *x, const char *gone)
         sleep_ms(10);
     if (gone)
         assert_int_equal(access(gone, F_OK), -1);
+    /* Every primary and worker wrote to the one log: a sanitizer's or valgrind's report
+     * from any of them (an old primary's leak at its exit, say) fails the test. */
+    if (daemon_log_contains(&x->d, "Sanitizer") || daemon_log_contains(&x->d, "runtime error:") ||
+        daemon_log_contains(&x->d, "VALGRIND-ERROR")) {
+        daemon_dump_log(&x->d);
+        fail_msg("sanitizer or valgrind report in the daemon's log");
+    }
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%.*s'", x->d.dir, (int)(strrchr(x->bin, '/') - x->bin),
              x->bin);
