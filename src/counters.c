@@ -7,14 +7,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "preforkd/clock.h"
 #include "preforkd/log.h"
 #include "preforkd/module.h"
+#include "preforkd/shm.h"
 
 /* Every worker adds to the same counters at once: each entry on cache lines of its own,
  * so that adds to two counters never bounce one line between cores (false sharing). Two
@@ -39,16 +38,13 @@ static size_t region_size(uint32_t capacity)
     return sizeof(struct pf_counters_header) + (size_t)capacity * sizeof(struct pf_counter);
 }
 
-static int map(struct pf_counters_region **out, int fd, size_t size)
+/* The region over a mapped file (fd and mem are the region's from here on). */
+static int wrap(struct pf_counters_region **out, int fd, void *mem, size_t size)
 {
     struct pf_counters_region *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
+        pf_shm_free(fd, mem, size);
         return -ENOMEM;
-    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        int e = errno;
-        free(r);
-        return -e;
     }
     r->fd = fd;
     r->size = size;
@@ -63,20 +59,13 @@ int pf_counters_new(struct pf_counters_region **out, uint32_t capacity)
     if (capacity == 0 || capacity > PF_COUNTERS_MAX_CAPACITY)
         return -EINVAL;
     size_t size = region_size(capacity);
-    int rc;
-    int fd = memfd_create("preforkd-counters", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -errno;
-    /* Sealed at its size: no holder can shrink it and turn the others' accesses into
-     * SIGBUS. */
-    if (ftruncate(fd, (off_t)size) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    rc = map(out, fd, size);
+    int fd;
+    void *mem;
+    int rc = pf_shm_new("preforkd-counters", size, &fd, &mem);
+    if (rc == 0)
+        rc = wrap(out, fd, mem, size);
     if (rc < 0)
-        goto fail;
+        return rc;
     /* A new memfd reads as zeros: every entry FREE at zero. */
     struct pf_counters_header *h = (*out)->header;
     h->version = PF_COUNTERS_VERSION;
@@ -87,9 +76,6 @@ int pf_counters_new(struct pf_counters_region **out, uint32_t capacity)
     h->magic = PF_COUNTERS_MAGIC;
     (*out)->capacity = capacity;
     return 0;
-fail:
-    close(fd);
-    return rc;
 }
 
 static int check_header(const struct pf_counters_header *h, size_t size)
@@ -109,46 +95,32 @@ static int check_header(const struct pf_counters_header *h, size_t size)
 
 int pf_counters_from_fd(struct pf_counters_region **out, int fd)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    /* Only a region sealed against shrinking is safe to map (see pf_counters_new); a file
-     * that cannot be sealed at all is not a region either. */
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0 || !(seals & F_SEAL_SHRINK))
-        return -EINVAL;
-    if (st.st_size < (off_t)sizeof(struct pf_counters_header) ||
-        st.st_size > (off_t)region_size(PF_COUNTERS_MAX_CAPACITY))
-        return -EINVAL;
+    int own;
+    void *mem;
+    size_t size;
+    int rc = pf_shm_map(fd, sizeof(struct pf_counters_header),
+                        region_size(PF_COUNTERS_MAX_CAPACITY), &own, &mem, &size);
     struct pf_counters_region *r = NULL;
-    int rc;
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0)
-        return -errno;
-    rc = map(&r, copy, (size_t)st.st_size);
+    if (rc == 0)
+        rc = wrap(&r, own, mem, size);
     if (rc < 0)
-        goto fail;
+        return rc;
     rc = check_header(r->header, r->size);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) {
+        pf_counters_free(&r);
+        return rc;
+    }
     /* Checked once and kept here: later writes to the shared header cannot move a bound. */
     r->capacity = r->header->capacity;
     *out = r;
     return 0;
-fail:
-    if (r)
-        pf_counters_free(&r); /* closes copy */
-    else
-        close(copy);
-    return rc;
 }
 
 void pf_counters_free(struct pf_counters_region **region)
 {
     if (!region || !*region)
         return;
-    munmap((*region)->header, (*region)->size);
-    close((*region)->fd);
+    pf_shm_free((*region)->fd, (*region)->header, (*region)->size);
     free(*region);
     *region = NULL;
 }

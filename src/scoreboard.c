@@ -1,23 +1,24 @@
 #include "preforkd/scoreboard.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-static int map(struct pf_scoreboard **out, int fd, size_t size, uint32_t nrows)
+#include "preforkd/shm.h"
+
+static size_t board_size(uint32_t nrows)
+{
+    return sizeof(struct pf_scoreboard_cluster) + sizeof(struct pf_scoreboard_row) * nrows;
+}
+
+/* The board over a mapped region (fd and mem are the board's from here on). */
+static int wrap(struct pf_scoreboard **out, int fd, void *mem, uint32_t nrows)
 {
     struct pf_scoreboard *b = calloc(1, sizeof(*b));
-    if (!b)
+    if (!b) {
+        pf_shm_free(fd, mem, board_size(nrows));
         return -ENOMEM;
-    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        int e = errno;
-        free(b);
-        return -e;
     }
     b->fd = fd;
     b->nrows = nrows;
@@ -29,22 +30,13 @@ static int map(struct pf_scoreboard **out, int fd, size_t size, uint32_t nrows)
 
 int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows)
 {
-    size_t size = sizeof(struct pf_scoreboard_cluster) + sizeof(struct pf_scoreboard_row) * nrows;
-    int fd = memfd_create("preforkd-scoreboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -errno;
-    /* Sealed at its size: no holder can shrink it under the others (SIGBUS). */
-    if (ftruncate(fd, (off_t)size) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    int rc = map(out, fd, size, nrows);
-    if (rc < 0) {
-        close(fd);
+    int fd;
+    void *mem;
+    int rc = pf_shm_new("preforkd-scoreboard", board_size(nrows), &fd, &mem);
+    if (rc == 0)
+        rc = wrap(out, fd, mem, nrows);
+    if (rc < 0)
         return rc;
-    }
     /* A new file reads as zeros: every row FREE. */
     (*out)->cluster->magic = PF_SCOREBOARD_MAGIC;
     (*out)->cluster->cluster_size = sizeof(struct pf_scoreboard_cluster);
@@ -54,20 +46,20 @@ int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows)
 
 int pf_scoreboard_from_fd(struct pf_scoreboard **out, int fd)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
     size_t head = sizeof(struct pf_scoreboard_cluster), row = sizeof(struct pf_scoreboard_row);
-    if ((size_t)st.st_size < head || ((size_t)st.st_size - head) % row != 0)
-        return -EPROTO;
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (own < 0)
-        return -errno;
-    int rc = map(out, own, (size_t)st.st_size, (uint32_t)(((size_t)st.st_size - head) / row));
-    if (rc < 0) {
-        close(own);
+    int own;
+    void *mem;
+    size_t size;
+    int rc = pf_shm_map(fd, 0, SIZE_MAX, &own, &mem, &size);
+    if (rc < 0)
         return rc;
+    if (size < head || (size - head) % row != 0 || (size - head) / row > UINT32_MAX) {
+        pf_shm_free(own, mem, size);
+        return -EPROTO;
     }
+    rc = wrap(out, own, mem, (uint32_t)((size - head) / row));
+    if (rc < 0)
+        return rc;
     const struct pf_scoreboard_cluster *c = (*out)->cluster;
     if (c->magic != PF_SCOREBOARD_MAGIC || c->cluster_size != head || c->row_size != row) {
         pf_scoreboard_free(out);
@@ -80,9 +72,7 @@ void pf_scoreboard_free(struct pf_scoreboard **board)
 {
     if (!board || !*board)
         return;
-    munmap((*board)->cluster, sizeof(struct pf_scoreboard_cluster) +
-                                  sizeof(struct pf_scoreboard_row) * (*board)->nrows);
-    close((*board)->fd);
+    pf_shm_free((*board)->fd, (*board)->cluster, board_size((*board)->nrows));
     free(*board);
     *board = NULL;
 }

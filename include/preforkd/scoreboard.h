@@ -100,7 +100,8 @@ struct pf_scoreboard {
 
 /* A new region (a sealed memfd mapped shared: handed over by its fd on upgrade). */
 int pf_scoreboard_new(struct pf_scoreboard **out, uint32_t nrows);
-/* The region behind fd, made by a binary of this layout; -EPROTO for another layout. */
+/* The region behind fd, made by a binary of this layout; -EPROTO for another layout,
+ * -EINVAL for a file that is not a sealed region (see shm.h). */
 int pf_scoreboard_from_fd(struct pf_scoreboard **out, int fd);
 void pf_scoreboard_free(struct pf_scoreboard **board);
 /* A free row for a new worker, claimed for pid; -1 when full. */
