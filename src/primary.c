@@ -163,15 +163,23 @@ static void notify_status(struct primary *p)
     }
 }
 
+/* Answers each waiting `preforkd reload|upgrade` command (a queued signal), then forgets
+ * them. */
+static void answer_commands(pid_t *pids, size_t *n, const char *command, enum pf_control_outcome o,
+                            uint32_t detail)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (sigqueue(pids[i], PF_CONTROL_REPLY_SIGNAL,
+                     (union sigval){.sival_int = pf_control_reply(o, detail)}) < 0)
+            pf_log_warn("cannot answer the %s command pid %d: %s", command, (int)pids[i],
+                        strerror(errno));
+    *n = 0;
+}
+
 /* Answers every `preforkd reload` waiting for the reload in progress. */
 static void answer_waiters(struct primary *p, enum pf_control_outcome o, uint32_t detail)
 {
-    for (size_t i = 0; i < p->nwaiters; i++)
-        if (sigqueue(p->waiters[i], PF_CONTROL_REPLY_SIGNAL,
-                     (union sigval){.sival_int = pf_control_reply(o, detail)}) < 0)
-            pf_log_warn("cannot answer the reload command pid %d: %s", (int)p->waiters[i],
-                        strerror(errno));
-    p->nwaiters = 0;
+    answer_commands(p->waiters, &p->nwaiters, "reload", o, detail);
 }
 
 static void reload_failed(struct primary *p, enum pf_control_outcome o, uint32_t detail)
@@ -201,12 +209,7 @@ static void answer_when_old_let_go(struct primary *p)
 
 static void answer_upgrade(struct primary *p, enum pf_control_outcome o, uint32_t detail)
 {
-    for (size_t i = 0; i < p->nupgrade_waiters; i++)
-        if (sigqueue(p->upgrade_waiters[i], PF_CONTROL_REPLY_SIGNAL,
-                     (union sigval){.sival_int = pf_control_reply(o, detail)}) < 0)
-            pf_log_warn("cannot answer the upgrade command pid %d: %s", (int)p->upgrade_waiters[i],
-                        strerror(errno));
-    p->nupgrade_waiters = 0;
+    answer_commands(p->upgrade_waiters, &p->nupgrade_waiters, "upgrade", o, detail);
 }
 
 static void write_pid_file(const char *path);
