@@ -568,6 +568,34 @@ const char *body_of(const char *response)
     return p ? p + 4 : "";
 }
 
+/* A connection to a unix socket, or -errno (no test failure). */
+int unix_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0 && strlen(path) < sizeof(a.sun_path));
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* The whole exchange of one request on a fresh unix connection; returns the status. */
+int unix_get(const char *path, const char *request, char *buf, size_t cap)
+{
+    int fd = unix_connect(path);
+    if (fd < 0)
+        return fd;
+    send_str(fd, request);
+    bool eof;
+    read_responses(fd, 1, buf, cap, &eof);
+    close(fd);
+    return status_of(buf);
+}
+
 int status_of(const char *response)
 {
     int s = 0;

@@ -136,6 +136,11 @@ size_t read_responses(int fd, int count, char *buf, size_t cap, bool *eof);
 /* One request on a fresh connection; returns the whole raw response. */
 size_t http_exchange(int port, const char *request, char *buf, size_t cap);
 const char *body_of(const char *response);
+/* A connection to a unix socket, or -errno (no test failure). */
+int unix_connect(const char *path);
+/* The whole exchange of one request on a fresh unix connection: the status (-1 when no
+ * answer came: buf is then empty), or -errno when the connect failed. */
+int unix_get(const char *path, const char *request, char *buf, size_t cap);
 int status_of(const char *response);
 /* Counts complete responses in buf. */
 int count_responses(const char *buf, size_t len);

@@ -30,34 +30,6 @@
 
 static const char health_req[] = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
-/* A connection to a unix socket, or -errno (no test failure). */
-static int unix_connect(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    assert_true(fd >= 0 && strlen(path) < sizeof(a.sun_path));
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-/* The whole exchange of one request on a fresh unix connection; returns the status. */
-static int unix_get(const char *path, const char *request, char *buf, size_t cap)
-{
-    int fd = unix_connect(path);
-    if (fd < 0)
-        return fd;
-    send_str(fd, request);
-    bool eof;
-    read_responses(fd, 1, buf, cap, &eof);
-    close(fd);
-    return status_of(buf);
-}
-
 /* Sends data in pieces of `piece` bytes, pausing between them so that the server is
  * likely to read each one on its own (not guaranteed; the parser must not care). */
 static void send_split(int fd, const char *data, size_t len, size_t piece)
