@@ -36,6 +36,10 @@ void pf_config_defaults(struct pf_config *cfg)
     cfg->metrics_enabled = true;
     cfg->health_ready_when_degraded = true;
     strcpy(cfg->metrics_path, "/metrics");
+    cfg->shared_backend = PF_SHARED_MEMORY;
+    strcpy(cfg->shared_address, "127.0.0.1:6379");
+    strcpy(cfg->shared_prefix, "preforkd:");
+    cfg->shared_timeout_ms = 500;
     cfg->limits.request_line = 8 * 1024;
     cfg->limits.header_block = 16 * 1024;
     cfg->limits.headers = 100;
@@ -122,6 +126,48 @@ static int parse_unix(const char *path, struct pf_listen_addr *out)
     memcpy(un->sun_path, path, n + 1);
     out->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     snprintf(out->text, sizeof(out->text), "unix:%s", path);
+    return 0;
+}
+
+int pf_config_parse_store_address(const char *text, char *host, size_t hostcap, int *port)
+{
+    if (strncmp(text, "unix:", 5) == 0) {
+        if (text[5] != '/' || strlen(text + 5) >= hostcap ||
+            strlen(text + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return -EINVAL;
+        strcpy(host, text + 5);
+        *port = -1;
+        return 0;
+    }
+    const char *start = text, *end;
+    const char *colon;
+    if (text[0] == '[') {
+        end = strchr(text, ']');
+        if (!end || end[1] != ':')
+            return -EINVAL;
+        start = text + 1;
+        colon = end + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon || memchr(text, ':', (size_t)(colon - text)))
+            return -EINVAL;
+        end = colon;
+    }
+    size_t hl = (size_t)(end - start);
+    if (hl == 0 || hl >= hostcap || strcspn(start, " \t/") < hl)
+        return -EINVAL;
+    uint64_t p;
+    const char *rest;
+    if (parse_u64(colon + 1, &p, &rest) || *rest || p == 0 || p > 65535)
+        return -EINVAL;
+    memcpy(host, start, hl);
+    host[hl] = '\0';
+    /* A numeric address only: a name would need a resolver call, which blocks, in the
+     * worker's loop at every reconnect. */
+    struct in6_addr a6;
+    if (inet_pton(text[0] == '[' ? AF_INET6 : AF_INET, host, &a6) != 1)
+        return -EINVAL;
+    *port = (int)p;
     return 0;
 }
 
@@ -241,6 +287,8 @@ enum key_type {
     T_SECTION,
     T_STRING,
     T_AFFINITY,
+    T_SHARED_BACKEND,
+    T_SHARED_ADDRESS,
     T_BOOL,
     T_PATH,
     T_ACCESS_FORMAT,
@@ -340,6 +388,15 @@ static const struct key access_keys[] = {
     {"path", T_STRING, OFF(access_path), 0, sizeof(((struct pf_config *)0)->access_path), NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
+static const struct key shared_keys[] = {
+    {"backend", T_SHARED_BACKEND, 0, 0, 0, NULL},
+    {"address", T_SHARED_ADDRESS, OFF(shared_address), 0,
+     sizeof(((struct pf_config *)0)->shared_address), NULL},
+    {"prefix", T_STRING, OFF(shared_prefix), 0, sizeof(((struct pf_config *)0)->shared_prefix),
+     NULL},
+    {"timeout", T_DURATION, OFF(shared_timeout_ms), 1, 60000, NULL},
+    {NULL, 0, 0, 0, 0, NULL}};
+
 static const struct key top_keys[] = {
     {"listen", T_LISTEN, 0, 0, 0, NULL},
     {"workers", T_WORKERS, 0, 1, PF_MAX_WORKERS, NULL},
@@ -355,6 +412,7 @@ static const struct key top_keys[] = {
     {"metrics", T_SECTION, 0, 0, 0, metrics_keys},
     {"health", T_SECTION, 0, 0, 0, health_keys},
     {"access_log", T_SECTION, 0, 0, 0, access_keys},
+    {"shared", T_SECTION, 0, 0, 0, shared_keys},
     {"affinity", T_AFFINITY, 0, 0, 0, NULL},
     {"user", T_STRING, OFF(user), 0, sizeof(((struct pf_config *)0)->user), NULL},
     {"group", T_STRING, OFF(group), 0, sizeof(((struct pf_config *)0)->group), NULL},
@@ -946,6 +1004,24 @@ static int set_value(struct loader *ld, const struct key *k, const char *path, y
         else
             return fail_at(ld, v, "'affinity' must be none or auto, not '%s'", s);
         return 0;
+    case T_SHARED_BACKEND:
+        if (strcmp(s, "memory") == 0)
+            cfg->shared_backend = PF_SHARED_MEMORY;
+        else if (strcmp(s, "redis") == 0)
+            cfg->shared_backend = PF_SHARED_REDIS;
+        else
+            return fail_at(ld, v, "'%s' must be memory or redis, not '%s'", path, s);
+        return 0;
+    case T_SHARED_ADDRESS: {
+        char host[256];
+        int port;
+        if (strlen(s) >= k->max || pf_config_parse_store_address(s, host, sizeof(host), &port) < 0)
+            return fail_at(ld, v,
+                           "'%s' must be IPV4:PORT, [IPV6]:PORT or unix:/ABSOLUTE/PATH, not '%s'",
+                           path, s);
+        strcpy(field, s);
+        return 0;
+    }
     case T_LOGLEVEL:
         if (pf_log_level_parse(s, &cfg->log_level) < 0)
             return fail_at(ld, v, "'log_level' must be error, warn, info or debug, not '%s'", s);

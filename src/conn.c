@@ -23,6 +23,7 @@ void pf_conn_init(struct pf_conn *c, int fd, const struct pf_config *cfg,
     c->peer_closed = false;
     c->closing = false;
     c->linger = false;
+    c->waiting = false;
     c->last_ms = now_ms;
     c->request_ms = now_ms;
     c->body_ms = 0;
@@ -78,6 +79,9 @@ static void release_file(struct pf_conn *c)
 
 void pf_conn_release(struct pf_conn *c)
 {
+    /* A reply still to come for this connection finds a seq that moved on. */
+    c->defer.seq++;
+    c->waiting = false;
     release_ext(c);
     release_file(c);
     /* A large request body's buffer is not kept for the next connection. */
@@ -186,36 +190,37 @@ static void answer_error(struct pf_conn *c, struct pf_conn_env *env, uint16_t st
     count(c, env, PF_STAT_OTHER, status, 0);
 }
 
-/* Answers the request in c->http.req. */
-static void answer_request(struct pf_conn *c, struct pf_conn_env *env)
+/* Takes an answer that pf_handlers_respond or pf_handlers_resume wrote at c->wlen. */
+static void take_answer(struct pf_conn *c, struct pf_conn_env *env, const struct pf_buf *out,
+                        struct pf_answer *answer)
 {
     struct pf_request *req = &c->http.req;
-    struct pf_buf out;
-    pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
-    struct pf_answer answer;
-    pf_handlers_respond(env->ctx, &c->http, (const struct sockaddr *)&c->peer_addr, c->peer_len,
-                        &out, &answer);
-    if (out.full) {
+    if (answer->deferred) {
+        /* Nothing written: the store's reply finishes it (pf_conn_resume). */
+        c->waiting = true;
+        return;
+    }
+    if (out->full) {
         /* Only a body that could not be buffered anywhere: nothing of it is sent. */
-        free(answer.ext);
-        if (answer.file_fd >= 0)
-            close(answer.file_fd);
-        count(c, env, answer.stat, 500, 0);
+        free(answer->ext);
+        if (answer->file_fd >= 0)
+            close(answer->file_fd);
+        count(c, env, answer->stat, 500, 0);
         c->closing = true;
         return;
     }
-    c->wlen += (uint32_t)out.len;
-    c->ext = answer.ext;
-    c->ext_len = answer.ext_len;
+    c->wlen += (uint32_t)out->len;
+    c->ext = answer->ext;
+    c->ext_len = answer->ext_len;
     c->ext_pos = 0;
-    if (answer.file_fd >= 0) {
-        c->file_fd = answer.file_fd;
-        c->file_off = (off_t)answer.file_off;
-        c->file_left = answer.file_len;
+    if (answer->file_fd >= 0) {
+        c->file_fd = answer->file_fd;
+        c->file_off = (off_t)answer->file_off;
+        c->file_left = answer->file_len;
         if (c->file_left == 0)
             release_file(c);
     }
-    count(c, env, answer.stat, answer.status, answer.body_bytes);
+    count(c, env, answer->stat, answer->status, answer->body_bytes);
     if (!req->keep_alive) {
         c->closing = true;
         /* Bytes after a "close" request are never read: drain them. */
@@ -224,6 +229,17 @@ static void answer_request(struct pf_conn *c, struct pf_conn_env *env)
     /* The next request, if any, starts now. */
     c->request_ms = env->ctx->now_ms;
     c->body_ms = 0;
+}
+
+/* Answers the request in c->http.req. */
+static void answer_request(struct pf_conn *c, struct pf_conn_env *env)
+{
+    struct pf_buf out;
+    pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+    struct pf_answer answer;
+    pf_handlers_respond(env->ctx, &c->http, (const struct sockaddr *)&c->peer_addr, c->peer_len,
+                        &c->defer, &out, &answer);
+    take_answer(c, env, &out, &answer);
 }
 
 /* The head of a request with Expect: 100-continue is here and its body is to come (RFC
@@ -252,7 +268,7 @@ static void answer_expectation(struct pf_conn *c, struct pf_conn_env *env)
  * needs flushing, or the connection is to close. */
 static void parse_input(struct pf_conn *c, struct pf_conn_env *env)
 {
-    while (c->rpos < c->rlen && !c->closing) {
+    while (c->rpos < c->rlen && !c->closing && !c->waiting) {
         /* Answers go out in order: nothing more until a large body has been sent. */
         if (c->ext || c->file_fd >= 0 || PF_CONN_WBUF - c->wlen < PF_RESPONSE_MAX)
             return;
@@ -359,6 +375,8 @@ static enum pf_conn_verdict run(struct pf_conn *c, struct pf_conn_env *env)
             if (f > 0)
                 return PF_CONN_KEEP;
         }
+        if (c->waiting)
+            return PF_CONN_KEEP; /* what follows is read once the store has answered */
         if (c->closing)
             return start_close(c, env);
         if (c->rpos < c->rlen)
@@ -413,12 +431,30 @@ enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struc
     return run(c, env);
 }
 
+enum pf_conn_verdict pf_conn_resume(struct pf_conn *c, struct pf_conn_env *env, uint32_t seq,
+                                    uint64_t value, int err)
+{
+    if (!c->waiting || c->defer.seq != seq || c->state != PF_CONN_OPEN)
+        return PF_CONN_KEEP;
+    c->waiting = false;
+    c->defer.seq++;
+    struct pf_buf out;
+    pf_buf_init(&out, c->wbuf + c->wlen, PF_CONN_WBUF - c->wlen);
+    struct pf_answer answer;
+    pf_handlers_resume(env->ctx, &c->http, (const struct sockaddr *)&c->peer_addr, c->peer_len,
+                       &c->defer, value, err, &out, &answer);
+    take_answer(c, env, &out, &answer);
+    return run(c, env);
+}
+
 enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env)
 {
     int64_t now = env->ctx->now_ms;
     const struct pf_config *cfg = env->cfg;
     if (c->state == PF_CONN_LINGER)
         return now - c->last_ms >= PF_CONN_LINGER_MS ? PF_CONN_CLOSE : PF_CONN_KEEP;
+    if (c->waiting)
+        return PF_CONN_KEEP; /* the store's reply or shared.timeout ends it */
     if (c->proxy != PF_PROXY_OFF)
         /* No header, or not all of it, since the accept: closed, no answer. */
         return now - c->request_ms >= cfg->header_timeout_ms ? refuse_proxy(c, env) : PF_CONN_KEEP;

@@ -12,6 +12,7 @@
 #include "preforkd/metrics.h"
 #include "preforkd/procfs.h"
 #include "preforkd/readiness.h"
+#include "preforkd/redis.h"
 
 static int self_memory(struct pf_memory *out)
 {
@@ -471,15 +472,22 @@ static int h_metrics(void *state, const struct pf_req *req, struct pf_resp *resp
 
 /* The seed's counter, correct across workers: one shared counter (the route's `counter:`,
  * looked up when the worker starts) plus one per request. */
-static int h_count(void *state, const struct pf_req *req, struct pf_resp *resp)
+static int count_then(void *state, const struct pf_req *req, struct pf_resp *resp, uint64_t value)
 {
+    (void)state;
     (void)req;
-    struct pf_counter *c = state;
     pf_buf_put_lit(&resp->body, "{\"count\":");
-    pf_buf_put_u64(&resp->body, pf_counter_add(c, 1));
+    pf_buf_put_u64(&resp->body, value);
     pf_buf_put_lit(&resp->body, "}");
     resp->block = PF_BLOCK_JSON_NO_STORE;
     return 0;
+}
+
+/* In the store shared.backend names: this host's memory, or Redis for several hosts. */
+static int h_count(void *state, const struct pf_req *req, struct pf_resp *resp)
+{
+    (void)req;
+    return pf_counter_add_then(resp, state, 1, count_then, NULL);
 }
 
 static const struct {
@@ -525,22 +533,144 @@ static unsigned connection_flags(const struct pf_request *req)
     return req->http_minor == 0 ? PF_RESP_KEEPALIVE : 0;
 }
 
+/* A fresh response for the request: the worker's body buffer, nothing written yet.
+ * false when that buffer cannot be had (the answer is then a 503 already). */
+static bool begin(struct pf_handler_ctx *ctx, struct pf_resp *resp, struct pf_buf *out,
+                  struct pf_answer *answer)
+{
+    *resp = (struct pf_resp){.ctx = ctx, .status = 200, .block = PF_BLOCK_JSON, .file_fd = -1};
+    if (!ctx->body && !body_room(resp, 4096)) {
+        pf_handlers_error(ctx, 503, out);
+        *answer = (struct pf_answer){.stat = PF_STAT_OTHER, .status = 503, .file_fd = -1};
+        return false;
+    }
+    pf_buf_init(&resp->body, ctx->body, ctx->body_cap);
+    return true;
+}
+
+/* After a route's handler (or its continuation) returned rc: a refused answer becomes a
+ * plain 500. */
+static void settle(struct pf_handler_ctx *ctx, const struct pf_route *route, int rc,
+                   struct pf_resp *resp)
+{
+    if (rc != 0 && resp->status == 200)
+        resp->status = 500;
+    if (resp->failed) {
+        /* A handler that tried to write what cannot be sent gets a plain 500. */
+        pf_log_error("route %s: the handler's answer was refused; answering 500", route->path);
+        free(resp->ext);
+        if (resp->file_fd >= 0)
+            resp->file_fd = -1; /* owned by the handler's state */
+        *resp = (struct pf_resp){.ctx = ctx, .status = 500, .block = PF_BLOCK_JSON, .file_fd = -1};
+        pf_buf_init(&resp->body, ctx->body, ctx->body_cap);
+        pf_buf_put_lit(&resp->body, "{\"error\":\"Internal Server Error\",\"status\":500}");
+    }
+}
+
+/* Frames resp as the answer to r: the head into out, and the body after it. */
+static void finish(struct pf_handler_ctx *ctx, const struct pf_request *r, struct pf_resp *resp,
+                   struct pf_buf *out, struct pf_answer *answer)
+{
+    unsigned flags = connection_flags(r);
+    bool head = r->method == PF_METHOD_HEAD;
+    if (head)
+        flags |= PF_RESP_HEAD;
+    uint64_t len = resp->ext ? resp->ext_len : resp->file_fd >= 0 ? resp->file_len : resp->body.len;
+    pf_response_head(out, &ctx->responses, resp->status, resp->block, len, flags, resp->allow,
+                     resp->fields, resp->fields_len);
+    answer->status = resp->status;
+    bool bodyless = head || pf_response_bodyless(resp->status);
+    answer->body_bytes = bodyless ? 0 : len;
+    if (bodyless) {
+        free(resp->ext);
+        if (resp->file_fd >= 0)
+            close(resp->file_fd);
+        return;
+    }
+    if (resp->ext) {
+        answer->ext = resp->ext;
+        answer->ext_len = resp->ext_len;
+    } else if (resp->file_fd >= 0 && resp->file_len <= PF_FILE_INLINE_MAX &&
+               resp->file_len <= out->cap - out->len &&
+               pread(resp->file_fd, out->data + out->len, resp->file_len, (off_t)resp->file_off) ==
+                   (ssize_t)resp->file_len) {
+        /* A small file goes out in the same send as its head: one read instead of a
+         * second system call to the socket and a second segment. */
+        out->len += resp->file_len;
+        close(resp->file_fd);
+    } else if (resp->file_fd >= 0) {
+        answer->file_fd = resp->file_fd;
+        answer->file_off = resp->file_off;
+        answer->file_len = resp->file_len;
+    } else if (resp->body.len <= out->cap - out->len) {
+        pf_buf_put(out, resp->body.data, resp->body.len);
+    } else {
+        /* Larger than the connection's buffer has room for: sent after it. */
+        answer->ext = malloc(resp->body.len);
+        if (answer->ext) {
+            memcpy(answer->ext, resp->body.data, resp->body.len);
+            answer->ext_len = resp->body.len;
+        } else {
+            pf_log_error("no memory for a %zu-byte answer; closing the connection", resp->body.len);
+            out->full = true;
+        }
+    }
+}
+
+/* The store failed or was too slow: the route cannot answer, the others go on. */
+static void store_error(struct pf_resp *resp, int err)
+{
+    resp->status = 503;
+    resp->block = PF_BLOCK_JSON_NO_STORE;
+    resp->fields_len = 0;
+    pf_resp_header(resp, "Retry-After", "1");
+    resp->body.len = 0;
+    pf_buf_put_lit(&resp->body, "{\"error\":\"shared store unavailable\",\"reason\":\"");
+    pf_buf_put_str(&resp->body, err == -ETIMEDOUT  ? "timeout"
+                                : err == -ENOTCONN ? "not connected"
+                                : err == -ENOBUFS  ? "too many waiting"
+                                : err == -EPROTO   ? "store error"
+                                                   : "connection lost");
+    pf_buf_put_lit(&resp->body, "\",\"status\":503}");
+}
+
+int pf_counter_add_then(struct pf_resp *resp, struct pf_counter *counter, uint64_t delta,
+                        pf_counter_then_fn then, void *state)
+{
+    struct pf_handler_ctx *ctx = resp->ctx;
+    if (resp->deferred || !then || !counter) {
+        pf_log_error("handler refused: pf_counter_add_then without a counter or a "
+                     "continuation, or twice for one answer");
+        resp->failed = true;
+        return -EINVAL;
+    }
+    if (!ctx->redis || !resp->defer)
+        return then(state, resp->req, resp, pf_counter_add(counter, delta));
+    int rc = pf_redis_incrby(ctx->redis, resp->defer, counter->name, delta, ctx->now_ms);
+    if (rc < 0) {
+        store_error(resp, rc);
+        return 0;
+    }
+    resp->defer->then = then;
+    resp->defer->state = state;
+    resp->deferred = true;
+    return 0;
+}
+
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
-                         const struct sockaddr *peer, socklen_t peer_len, struct pf_buf *out,
-                         struct pf_answer *answer)
+                         const struct sockaddr *peer, socklen_t peer_len, struct pf_defer *defer,
+                         struct pf_buf *out, struct pf_answer *answer)
 {
     const struct pf_request *r = &http->req;
     const struct pf_route *route = r->route;
-    struct pf_resp resp = {.ctx = ctx, .status = 200, .block = PF_BLOCK_JSON, .file_fd = -1};
-    if (!ctx->body && !body_room(&resp, 4096)) {
-        pf_handlers_error(ctx, 503, out);
-        *answer = (struct pf_answer){.stat = PF_STAT_OTHER, .status = 503, .file_fd = -1};
+    struct pf_resp resp;
+    if (!begin(ctx, &resp, out, answer))
         return;
-    }
-    pf_buf_init(&resp.body, ctx->body, ctx->body_cap);
     *answer = (struct pf_answer){.stat = route ? route->stat : PF_STAT_OTHER, .file_fd = -1};
     if (route) {
         struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
+        resp.req = &req;
+        resp.defer = defer;
         /* Which route a worker that dies now was in: the primary reads it to say so. */
         bool module = route->kind == PF_HANDLER_MODULE && ctx->row;
         if (module)
@@ -548,19 +678,11 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
         int rc = route->fn(route->state, &req, &resp);
         if (module)
             atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
-        if (rc != 0 && resp.status == 200)
-            resp.status = 500;
-        if (resp.failed) {
-            /* A handler that tried to write what cannot be sent gets a plain 500. */
-            pf_log_error("route %s: the handler's answer was refused; answering 500", route->path);
-            free(resp.ext);
-            if (resp.file_fd >= 0)
-                resp.file_fd = -1; /* owned by the handler's state */
-            resp =
-                (struct pf_resp){.ctx = ctx, .status = 500, .block = PF_BLOCK_JSON, .file_fd = -1};
-            pf_buf_init(&resp.body, ctx->body, ctx->body_cap);
-            pf_buf_put_lit(&resp.body, "{\"error\":\"Internal Server Error\",\"status\":500}");
+        if (resp.deferred && !resp.failed) {
+            answer->deferred = true;
+            return;
         }
+        settle(ctx, route, rc, &resp);
     } else if (r->route_status == 200) {
         /* OPTIONS *: what works on this server's resources; no content (RFC 9110 9.3.7). */
         resp.block = PF_BLOCK_EMPTY;
@@ -573,50 +695,35 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
         else
             pf_buf_put_lit(&resp.body, "{\"error\":\"not found\"}");
     }
-    unsigned flags = connection_flags(r);
-    bool head = r->method == PF_METHOD_HEAD;
-    if (head)
-        flags |= PF_RESP_HEAD;
-    uint64_t len = resp.ext ? resp.ext_len : resp.file_fd >= 0 ? resp.file_len : resp.body.len;
-    pf_response_head(out, &ctx->responses, resp.status, resp.block, len, flags, resp.allow,
-                     resp.fields, resp.fields_len);
-    answer->status = resp.status;
-    bool bodyless = head || pf_response_bodyless(resp.status);
-    answer->body_bytes = bodyless ? 0 : len;
-    if (bodyless) {
-        free(resp.ext);
-        if (resp.file_fd >= 0)
-            close(resp.file_fd);
+    finish(ctx, r, &resp, out, answer);
+}
+
+void pf_handlers_resume(struct pf_handler_ctx *ctx, const struct pf_http *http,
+                        const struct sockaddr *peer, socklen_t peer_len, struct pf_defer *defer,
+                        uint64_t value, int err, struct pf_buf *out, struct pf_answer *answer)
+{
+    const struct pf_request *r = &http->req;
+    const struct pf_route *route = r->route;
+    assert(route); /* only a route's handler defers */
+    struct pf_resp resp;
+    if (!begin(ctx, &resp, out, answer))
         return;
-    }
-    if (resp.ext) {
-        answer->ext = resp.ext;
-        answer->ext_len = resp.ext_len;
-    } else if (resp.file_fd >= 0 && resp.file_len <= PF_FILE_INLINE_MAX &&
-               resp.file_len <= out->cap - out->len &&
-               pread(resp.file_fd, out->data + out->len, resp.file_len, (off_t)resp.file_off) ==
-                   (ssize_t)resp.file_len) {
-        /* A small file goes out in the same send as its head: one read instead of a
-         * second system call to the socket and a second segment. */
-        out->len += resp.file_len;
-        close(resp.file_fd);
-    } else if (resp.file_fd >= 0) {
-        answer->file_fd = resp.file_fd;
-        answer->file_off = resp.file_off;
-        answer->file_len = resp.file_len;
-    } else if (resp.body.len <= out->cap - out->len) {
-        pf_buf_put(out, resp.body.data, resp.body.len);
+    *answer = (struct pf_answer){.stat = route->stat, .file_fd = -1};
+    int rc = 0;
+    if (err) {
+        store_error(&resp, err);
     } else {
-        /* Larger than the connection's buffer has room for: sent after it. */
-        answer->ext = malloc(resp.body.len);
-        if (answer->ext) {
-            memcpy(answer->ext, resp.body.data, resp.body.len);
-            answer->ext_len = resp.body.len;
-        } else {
-            pf_log_error("no memory for a %zu-byte answer; closing the connection", resp.body.len);
-            out->full = true;
+        struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
+        resp.req = &req;
+        resp.defer = defer;
+        rc = defer->then(defer->state, &req, &resp, value);
+        if (resp.deferred && !resp.failed) {
+            answer->deferred = true;
+            return;
         }
     }
+    settle(ctx, route, rc, &resp);
+    finish(ctx, r, &resp, out, answer);
 }
 
 bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req)

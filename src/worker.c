@@ -25,11 +25,12 @@
 #include "preforkd/modules.h"
 #include "preforkd/static_route.h"
 #include "preforkd/privdrop.h"
+#include "preforkd/redis.h"
 #include "preforkd/procfs.h"
 #include "preforkd/log.h"
 #include "preforkd/version.h"
 
-enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL };
+enum ev_kind { EV_CONN, EV_LISTEN, EV_IPC, EV_SIGNAL, EV_REDIS };
 
 struct ev_source {
     int kind; /* shares its position with pf_conn.kind */
@@ -75,6 +76,8 @@ struct worker {
 #endif
     uint64_t requests_at_tick;
     struct pf_access_log *access_log;
+    struct pf_redis *redis;        /* shared.backend redis; NULL: memory */
+    struct pf_conn *store_replies; /* connections whose store reply came this turn */
     /* Other slots' sockets (reuseport), watched only while covering for that slot. */
     const struct pf_listeners *ls;
     struct ev_source *cover_src; /* [slot * naddrs + addr] */
@@ -171,6 +174,35 @@ static void handle_conn(struct worker *w, struct pf_conn *c, uint32_t events)
 {
     if (pf_conn_on_events(c, events, &w->env) == PF_CONN_CLOSE)
         conn_close(w, c);
+}
+
+/* A reply from the shared store (pf_redis_reply_fn): kept on the connection, taken once
+ * this loop turn's events are handled (take_store_replies). */
+static void store_reply(void *owner, struct pf_defer *d, uint32_t seq, uint64_t value, int err)
+{
+    struct worker *w = owner;
+    struct pf_conn *c = (struct pf_conn *)((char *)d - offsetof(struct pf_conn, defer));
+    if (!c->waiting || c->defer.seq != seq)
+        return; /* for a connection closed (and maybe reused) since */
+    c->store_seq = seq;
+    c->store_value = value;
+    c->store_err = err;
+    if (!c->store_ready) {
+        c->store_ready = true;
+        c->store_next = w->store_replies;
+        w->store_replies = c;
+    }
+}
+
+static void take_store_replies(struct worker *w)
+{
+    while (w->store_replies) {
+        struct pf_conn *c = w->store_replies;
+        w->store_replies = c->store_next;
+        c->store_ready = false;
+        if (pf_conn_resume(c, &w->env, c->store_seq, c->store_value, c->store_err) == PF_CONN_CLOSE)
+            conn_close(w, c);
+    }
 }
 
 static void accept_ready(struct worker *w, const struct ev_source *src)
@@ -569,6 +601,24 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
         pf_log_error("worker setup failed: %s", strerror(-rc));
         return 1;
     }
+    if (cfg->shared_backend == PF_SHARED_REDIS) {
+        /* Every open connection may wait for one reply, and a closed one may still have
+         * one on the wire. */
+        struct pf_redis_options ro = {.address = cfg->shared_address,
+                                      .prefix = cfg->shared_prefix,
+                                      .timeout_ms = cfg->shared_timeout_ms,
+                                      .capacity = 2 * cfg->limits.connections,
+                                      .epfd = w.epfd,
+                                      .kind = EV_REDIS,
+                                      .reply = store_reply,
+                                      .owner = &w};
+        rc = pf_redis_new(&w.redis, &ro, w.ctx.now_ms);
+        if (rc < 0) {
+            pf_log_error("redis %s: %s", cfg->shared_address, strerror(-rc));
+            return 1;
+        }
+        w.ctx.redis = w.redis;
+    }
     atomic_store(&row->state, PF_WSTATE_SERVING);
     rc = pf_ipc_send(ipc_fd, PF_IPC_READY, slot);
     if (rc < 0) {
@@ -580,6 +630,11 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     struct epoll_event events[MAX_EVENTS];
     while (!w.stop) {
         int64_t wait = 1000 - (w.ctx.now_ms - w.last_tick_ms);
+        if (w.redis) {
+            int64_t due = pf_redis_next_deadline(w.redis) - w.ctx.now_ms;
+            if (due < wait)
+                wait = due;
+        }
         int n = epoll_wait(w.epfd, events, MAX_EVENTS, wait < 0 ? 0 : (int)wait);
         refresh_clock(&w);
         for (int i = 0; i < n; i++) {
@@ -598,7 +653,15 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
             case EV_SIGNAL:
                 handle_signal(&w);
                 break;
+            case EV_REDIS:
+                pf_redis_on_events(w.redis, events[i].events);
+                break;
             }
+        }
+        if (w.redis) {
+            pf_redis_tick(w.redis, w.ctx.now_ms);
+            take_store_replies(&w);
+            pf_redis_flush(w.redis);
         }
         if (w.drain_requested)
             start_drain(&w);
@@ -617,6 +680,7 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
     pf_log_debug("exiting after %llu requests", (unsigned long long)w.env.requests);
     while (w.live)
         conn_close(&w, w.live);
+    pf_redis_free(&w.redis); /* after the connections: a reply left finds none waiting */
     for (size_t i = 0; i < w.nbatches; i++) {
         for (int k = 0; k < CONN_BATCH; k++)
             pf_http_free(&w.batches[i][k].http);

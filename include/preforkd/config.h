@@ -19,6 +19,9 @@
 enum pf_workers_mode { PF_WORKERS_AUTO, PF_WORKERS_AUTO_MINUS_ONE, PF_WORKERS_FIXED };
 enum pf_balance { PF_BALANCE_REUSEPORT, PF_BALANCE_SHARED };
 enum pf_access_format { PF_ACCESS_OFF, PF_ACCESS_COMBINED, PF_ACCESS_JSON };
+/* Where the shared counters live: this host's shared memory, or a Redis server that
+ * several hosts share. */
+enum pf_shared_backend { PF_SHARED_MEMORY, PF_SHARED_REDIS };
 
 /* "unix:" and a socket path (sun_path holds 107 bytes and its NUL). */
 #define PF_LISTEN_TEXT 128
@@ -113,6 +116,10 @@ struct pf_config {
     bool health_ready_when_degraded; /* /ready answers 200 while degraded */
     enum pf_access_format access_format;
     char access_path[256]; /* empty: stderr */
+    enum pf_shared_backend shared_backend;
+    char shared_address[256];   /* redis: HOST:PORT or unix:/PATH */
+    char shared_prefix[64];     /* redis: prepended to every counter's name to make its key */
+    uint32_t shared_timeout_ms; /* redis: an answer later than this is an error (503) */
     struct pf_limits limits;
     uint64_t sum_iterations;
     uint64_t heavy_iterations;
@@ -156,6 +163,9 @@ int pf_config_parse_listen(const char *text, struct pf_listen_addr *out);
 bool pf_config_listen_is_unix(const struct pf_listen_addr *a);
 /* "30s", "500ms", "2m", "1h"; a bare number means seconds. */
 int pf_config_parse_duration_ms(const char *text, uint64_t *out);
+/* A store's address (shared.address): "IPV4:PORT" or "[IPV6]:PORT" gives host and port
+ * (1..65535); "unix:/ABSOLUTE/PATH" gives the path in host and port -1. 0 or -EINVAL. */
+int pf_config_parse_store_address(const char *text, char *host, size_t hostcap, int *port);
 /* "512", "8k", "8KiB", "16KB", "1M", "1MiB", "1G": binary multiples. */
 int pf_config_parse_size(const char *text, uint64_t *out);
 

@@ -41,10 +41,20 @@ struct pf_conn {
     int kind; /* first: see the assertion below */
     int fd;
     enum pf_conn_state state;
-    bool readable;      /* the socket may hold unread bytes (edge-triggered epoll) */
-    bool peer_closed;   /* EPOLLRDHUP seen: read on until 0 */
-    bool closing;       /* close once the output is flushed */
-    bool linger;        /* the client may still be sending: drain before closing */
+    bool readable;         /* the socket may hold unread bytes (edge-triggered epoll) */
+    bool peer_closed;      /* EPOLLRDHUP seen: read on until 0 */
+    bool closing;          /* close once the output is flushed */
+    bool linger;           /* the client may still be sending: drain before closing */
+    bool waiting;          /* an answer waits for the shared store: nothing more is parsed */
+    struct pf_defer defer; /* that answer (its seq outlives the connection's reuse) */
+    /* The store's reply, kept until the worker's loop turn ends (a reply is read while
+     * other connections' events of the same turn are still to be handled, so the
+     * connection is neither answered nor closed from inside it). */
+    bool store_ready;
+    int store_err;
+    uint32_t store_seq;
+    uint64_t store_value;
+    struct pf_conn *store_next;
     int64_t last_ms;    /* last byte received or sent */
     int64_t request_ms; /* first byte of the request being read */
     int64_t body_ms;    /* head complete, body being read since (0: not yet) */
@@ -86,6 +96,11 @@ void pf_conn_set_peer(struct pf_conn *c, const struct sockaddr *peer, socklen_t 
 void pf_conn_expect_proxy(struct pf_conn *c, enum pf_proxy_version v);
 /* Handles epoll events (EPOLLIN/OUT/RDHUP/ERR/HUP) for the connection. */
 enum pf_conn_verdict pf_conn_on_events(struct pf_conn *c, uint32_t events, struct pf_conn_env *env);
+/* The shared store's reply for the answer this connection waits for, sent while
+ * c->defer.seq was seq (a stale one, for a connection since closed or reused, changes
+ * nothing). Finishes the answer and goes on with what follows it. */
+enum pf_conn_verdict pf_conn_resume(struct pf_conn *c, struct pf_conn_env *env, uint32_t seq,
+                                    uint64_t value, int err);
 /* Called about once a second: applies the keep-alive, request-head, send and linger
  * timeouts. */
 enum pf_conn_verdict pf_conn_on_tick(struct pf_conn *c, struct pf_conn_env *env);

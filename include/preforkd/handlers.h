@@ -44,6 +44,7 @@ struct pf_handler_ctx {
     const struct pf_router *router;
     const char *version;                 /* the binary's, for /health (NULL: not shown) */
     struct pf_counters_region *counters; /* the shared counters (NULL outside a daemon) */
+    struct pf_redis *redis; /* shared.backend redis: the worker's connection; NULL: memory */
     /* Reads the process's memory figures; a function pointer so tests can fake it. */
     int (*sample_memory)(struct pf_memory *out);
     char *body; /* the response body buffer, grown up to PF_BODY_MAX */
@@ -63,6 +64,16 @@ struct pf_req {
     size_t path_len;
 };
 
+/* An answer that waits for the shared store (pf_counter_add_then with the redis backend):
+ * one per connection, since a connection answers in order and parses nothing more until
+ * it is complete. seq tells a late reply for a connection that has since closed (or moved
+ * on) from the one it waits for. */
+struct pf_defer {
+    uint32_t seq;
+    pf_counter_then_fn then;
+    void *state;
+};
+
 /* The response a handler writes (module.h's struct pf_resp). */
 struct pf_resp {
     struct pf_handler_ctx *ctx;
@@ -77,6 +88,9 @@ struct pf_resp {
     size_t ext_len;
     int file_fd; /* a file body (static): sent with sendfile after the head; -1 none */
     uint64_t file_off, file_len;
+    const struct pf_req *req; /* the request it answers, for pf_counter_add_then */
+    struct pf_defer *defer;   /* where a deferred answer waits (NULL: it cannot) */
+    bool deferred;            /* the answer comes later, from the shared store's reply */
 };
 
 void pf_handler_ctx_init(struct pf_handler_ctx *ctx, pid_t pid, int64_t start_ms,
@@ -103,13 +117,22 @@ struct pf_answer {
     size_t ext_len;
     int file_fd;
     uint64_t file_off, file_len;
+    bool deferred; /* nothing was written: the answer waits in defer for the store */
 };
 
 /* Answers one parsed request: the head (and a body that fits) into out, which has at
- * least PF_RESPONSE_MAX bytes free; a larger body into answer->ext. */
+ * least PF_RESPONSE_MAX bytes free; a larger body into answer->ext. Or, when the handler
+ * waits for the shared store, writes nothing and sets answer->deferred: the connection
+ * then calls pf_handlers_resume with the store's reply. */
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
-                         const struct sockaddr *peer, socklen_t peer_len, struct pf_buf *out,
-                         struct pf_answer *answer);
+                         const struct sockaddr *peer, socklen_t peer_len, struct pf_defer *defer,
+                         struct pf_buf *out, struct pf_answer *answer);
+/* Finishes a deferred answer with the store's reply: value, or err (negative errno) for
+ * a store that failed or was too slow, which answers 503. As pf_handlers_respond, and it
+ * may defer again. */
+void pf_handlers_resume(struct pf_handler_ctx *ctx, const struct pf_http *http,
+                        const struct sockaddr *peer, socklen_t peer_len, struct pf_defer *defer,
+                        uint64_t value, int err, struct pf_buf *out, struct pf_answer *answer);
 /* True when req's route will answer it with success, so its body is worth asking for
  * (Expect: 100-continue); false when the final status is known from the head alone. */
 bool pf_handlers_takes_body(const struct pf_handler_ctx *ctx, const struct pf_request *req);

@@ -88,6 +88,19 @@ struct pf_counter *pf_counter(const char *name); /* NULL: bad name or no room le
 uint64_t pf_counter_add(struct pf_counter *counter, uint64_t delta);
 uint64_t pf_counter_value(const struct pf_counter *counter);
 
+/* The same counter in the store that `shared.backend` names, for a handler whose answer
+ * depends on it: adds delta, then answers with then(state, req, resp, value), value being
+ * the counter after the addition. With `memory` (the default), then runs at once. With
+ * `redis`, shared by several hosts, then runs after the handler has returned, once Redis
+ * has replied (the worker serves other connections meanwhile). If the store cannot be
+ * reached, or is slower than shared.timeout, then never runs and the daemon answers 503
+ * with a JSON body. Call it last and return what it returns; once per answer.
+ * (pf_counter_add and pf_counter_value always use this host's memory.) */
+typedef int (*pf_counter_then_fn)(void *state, const struct pf_req *req, struct pf_resp *resp,
+                                  uint64_t value);
+int pf_counter_add_then(struct pf_resp *resp, struct pf_counter *counter, uint64_t delta,
+                        pf_counter_then_fn then, void *state);
+
 /* ---- the module -------------------------------------------------------------------- */
 
 /* The module's `config:` map from the YAML file, flattened: nested keys joined with '.'

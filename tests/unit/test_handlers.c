@@ -57,7 +57,7 @@ static const char *answer(enum pf_method m, const char *path, bool keep_alive, u
     struct pf_buf b;
     pf_buf_init(&b, mem, PF_RESPONSE_MAX);
     struct pf_answer answer;
-    pf_handlers_respond(&ctx, &http, NULL, 0, &b, &answer);
+    pf_handlers_respond(&ctx, &http, NULL, 0, NULL, &b, &answer);
     last_answer = answer;
     assert_false(b.full);
     mem[b.len] = '\0';
