@@ -773,7 +773,10 @@ static void *load_main(void *arg)
     int fds[16];
     for (int i = 0; i < l->conns; i++)
         fds[i] = -1;
-    static const char req[] = "GET / HTTP/1.1\r\nHost: load\r\n\r\n";
+    char req[256];
+    int reqlen = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: load\r\n\r\n",
+                          l->path ? l->path : "/");
+    assert_true(reqlen > 0 && (size_t)reqlen < sizeof(req));
     char buf[2048];
     while (!atomic_load(&l->stop)) {
         for (int i = 0; i < l->conns && !atomic_load(&l->stop); i++) {
@@ -782,7 +785,7 @@ static void *load_main(void *arg)
                 sleep_ms(10);
                 continue;
             }
-            if (send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+            if (send(fds[i], req, (size_t)reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
                 load_fail(l, "send failed");
                 close(fds[i]);
                 fds[i] = -1;
@@ -812,8 +815,13 @@ static void *load_main(void *arg)
                 fds[i] = -1;
                 continue;
             }
-            if (status_of(buf) != 200 || strcmp(body_of(buf), "{\"sum\":4999950000}") != 0) {
-                load_fail(l, "wrong answer");
+            if (l->path && status_of(buf) == 503) {
+                atomic_fetch_add(&l->unavailable, 1);
+            } else if (status_of(buf) != 200 ||
+                       (!l->path && strcmp(body_of(buf), "{\"sum\":4999950000}") != 0)) {
+                char what[160];
+                snprintf(what, sizeof(what), "wrong answer: %.120s", buf);
+                load_fail(l, what);
             } else {
                 atomic_fetch_add(&l->ok, 1);
             }
@@ -831,7 +839,13 @@ static void *load_main(void *arg)
 
 void load_start(struct load *l, int port, int threads, int conns)
 {
+    load_start_path(l, port, threads, conns, NULL);
+}
+
+void load_start_path(struct load *l, int port, int threads, int conns, const char *path)
+{
     memset(l, 0, sizeof(*l));
+    l->path = path;
     l->port = port;
     l->threads = threads;
     l->conns = conns > 16 ? 16 : conns;
@@ -841,6 +855,28 @@ void load_start(struct load *l, int port, int threads, int conns)
         t[i].l = l;
         assert_int_equal(pthread_create(&t[i].tid, NULL, load_main, &t[i]), 0);
     }
+}
+
+struct count_wait {
+    _Atomic unsigned long *counter;
+    unsigned long min;
+};
+
+static bool count_reached(void *arg)
+{
+    struct count_wait *w = arg;
+    return atomic_load(w->counter) >= w->min;
+}
+
+bool wait_until_count(_Atomic unsigned long *counter, unsigned long min, int ms)
+{
+    struct count_wait w = {counter, min};
+    return wait_until(count_reached, &w, ms);
+}
+
+int tcp_connect_quiet(int port)
+{
+    return connect_quiet(port);
 }
 
 void load_stop(struct load *l)

@@ -82,6 +82,9 @@ double proc_cpu_seconds(pid_t pid);
  * complete 200 answer (connect error, reset, EOF, no answer within WAIT_MS, wrong body). */
 struct load {
     int port;
+    const char *path; /* "/" unless load_start_path: then any 200 counts as ok, a 503 as
+                         unavailable (the route's store is down), anything else failed */
+    _Atomic unsigned long unavailable;
     int threads;
     int conns;
     _Atomic bool stop;
@@ -91,7 +94,10 @@ struct load {
     void *impl;
 };
 void load_start(struct load *l, int port, int threads, int conns);
+void load_start_path(struct load *l, int port, int threads, int conns, const char *path);
 void load_stop(struct load *l);
+/* Waits until *counter (a load's ok or unavailable, say) reaches min. */
+bool wait_until_count(_Atomic unsigned long *counter, unsigned long min, int ms);
 /* SIGTERM, then asserts exit status 0, no sanitizer or valgrind report in the log and
  * that no worker outlived the primary; removes the daemon's directory. */
 void daemon_stop(struct daemon *d);
@@ -126,6 +132,8 @@ int run_capture(const char *const argv[], char *out, size_t cap);
 /* A loopback port free at the moment of the call. */
 int free_port(void);
 int tcp_connect(int port);
+/* A connection to a loopback port, or -1 (no test failure). */
+int tcp_connect_quiet(int port);
 void send_all(int fd, const char *data, size_t len);
 /* send_all of a whole C string: no hand-counted lengths. */
 void send_str(int fd, const char *s);
