@@ -49,8 +49,10 @@ static void fini(void *state)
     free(state);
 }
 
-/* GET /hello?name=Ada -> {"greeting":"Hello, Ada!","visits":42} */
-static int greet(void *state, const struct pf_req *req, struct pf_resp *resp)
+/* The answer, once the visit is counted: at once with the memory store, after Redis
+ * has replied with shared.backend redis (the request is still readable then). */
+static int greet_counted(void *state, const struct pf_req *req, struct pf_resp *resp,
+                         uint64_t visits)
 {
     struct hello *h = state;
     char name[64];
@@ -61,9 +63,17 @@ static int greet(void *state, const struct pf_req *req, struct pf_resp *resp)
     pf_resp_write(resp, "{\"greeting\":", 12);
     pf_resp_json_string(resp, text, (size_t)n);
     pf_resp_write(resp, ",\"visits\":", 10);
-    pf_resp_u64(resp, pf_counter_add(h->visits, 1));
+    pf_resp_u64(resp, visits);
     pf_resp_write(resp, "}", 1);
     return 0;
+}
+
+/* GET /hello?name=Ada -> {"greeting":"Hello, Ada!","visits":42} */
+static int greet(void *state, const struct pf_req *req, struct pf_resp *resp)
+{
+    (void)req;
+    struct hello *h = state;
+    return pf_counter_add_then(resp, h->visits, 1, greet_counted, h);
 }
 
 static const struct pf_handler handlers[] = {{"greet", greet}, {NULL, NULL}};

@@ -260,6 +260,37 @@ static void test_store_absent_at_start(void **state)
     redis_kill(&r);
 }
 
+/* A module's counter (examples/hello.c, through pf_counter_add_then) lands in Redis with
+ * no change to the module: the request is still readable when the reply comes (the name
+ * from the query string is in the answer). */
+static void test_module_counts_in_redis(void **state)
+{
+    (void)state;
+    struct redis r;
+    redis_start(&r, free_port());
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "modules:\n  hello: {path: %s, config: {greeting: Hi}}\n"
+             "routes:\n  - {path: /hello, handler: hello.greet}\n"
+             "  - {path: /health, handler: health}\n"
+             "shared: {backend: redis, address: 127.0.0.1:%d}\n",
+             PF_TEST_HELLO, r.port);
+    struct daemon d;
+    daemon_start(&d, yaml, 2);
+    char buf[4096];
+    for (int i = 1; i <= 3; i++) {
+        http_exchange(d.port,
+                      "GET /hello?name=Ada HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+                      sizeof(buf));
+        char want[96];
+        snprintf(want, sizeof(want), "{\"greeting\":\"Hi, Ada!\",\"visits\":%d}", i);
+        assert_string_equal(body_of(buf), want);
+    }
+    assert_int_equal(redis_get(r.port, "preforkd:hello.visits"), 3);
+    daemon_stop(&d);
+    redis_kill(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -267,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_count_is_exact_across_workers_kill_and_reload),
         cmocka_unit_test(test_store_down_and_back_under_load),
         cmocka_unit_test(test_store_absent_at_start),
+        cmocka_unit_test(test_module_counts_in_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

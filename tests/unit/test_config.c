@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -474,6 +475,51 @@ static void test_listen_entry_errors(void **state)
     assert_true(strncmp(err, "t.yaml:1:9: invalid listen address", 34) == 0);
 }
 
+static void test_shared_store(void **state)
+{
+    (void)state;
+    struct pf_config cfg;
+    char err[256] = "";
+    assert_int_equal(load(&cfg, "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.shared_backend, PF_SHARED_MEMORY);
+    assert_int_equal(cfg.shared_timeout_ms, 500);
+    assert_string_equal(cfg.shared_prefix, "preforkd:");
+    assert_int_equal(load(&cfg,
+                          "shared: {backend: redis, address: '[::1]:6380', timeout: 2s, "
+                          "prefix: 'app:'}\n",
+                          err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.shared_backend, PF_SHARED_REDIS);
+    assert_string_equal(cfg.shared_address, "[::1]:6380");
+    assert_int_equal(cfg.shared_timeout_ms, 2000);
+    assert_string_equal(cfg.shared_prefix, "app:");
+    assert_int_equal(
+        load(&cfg, "shared: {address: unix:/run/redis/redis.sock}\n", err, sizeof(err)), 0);
+
+    char host[256];
+    int port;
+    assert_int_equal(pf_config_parse_store_address("10.0.0.5:6379", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.0.0.5");
+    assert_int_equal(port, 6379);
+    assert_int_equal(pf_config_parse_store_address("unix:/tmp/r.sock", host, sizeof(host), &port),
+                     0);
+    assert_string_equal(host, "/tmp/r.sock");
+    assert_int_equal(port, -1);
+    static const char *const bad[] = {"redis.example:6379", "10.0.0.5", "10.0.0.5:0",
+                                      "10.0.0.5:70000",     ":6379",    "[::1]6379",
+                                      "unix:rel",           "::1:6379", "10.0.0.5:63x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(pf_config_parse_store_address(bad[i], host, sizeof(host), &port), -EINVAL);
+
+    expect_error("shared: {backend: etcd}\n",
+                 "t.yaml:1:19: 'shared.backend' must be memory or redis, not 'etcd'");
+    expect_error("shared:\n  address: redis.local:6379\n",
+                 "t.yaml:2:12: 'shared.address' must be IPV4:PORT, [IPV6]:PORT or "
+                 "unix:/ABSOLUTE/PATH, not 'redis.local:6379'");
+    expect_error("shared: {timeout: 0}\n",
+                 "t.yaml:1:19: 'shared.timeout' must be between 1 and 60000 ms, not '0'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_value_parsers),
         cmocka_unit_test(test_listen_entries),
         cmocka_unit_test(test_listen_entry_errors),
+        cmocka_unit_test(test_shared_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
