@@ -170,4 +170,11 @@ failed=$(field failed)
 echo "kill -9 of host 2: $failed failed requests (bound: $CONNS, the client's connections)"
 [ "$failed" -le "$CONNS" ] || fail "$failed requests failed, more than could be in flight"
 [ "$(field ok)" -gt 0 ] || fail "no request was answered"
+
+step "cluster down: every daemon stops cleanly"
+bash "$CLUSTER" down
+# A sanitizer build (CI runs this test in one too) reports on its stderr, host*.out.
+if grep -l "Sanitizer\|runtime error" "$STATE"/host*.out 2>/dev/null; then
+  fail "a sanitizer report: $(grep -h -A20 "Sanitizer\|runtime error" "$STATE"/host*.out | head -40)"
+fi
 echo "PASS"
