@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -63,6 +64,8 @@ uint32_t pf_redis_backoff_ms(uint32_t failures)
     return ms < BACKOFF_MAX_MS ? (uint32_t)ms : BACKOFF_MAX_MS;
 }
 
+static void unwatch(struct pf_redis *r);
+
 /* ---- the hiredis adapter: the worker's epoll instead of an event library ------------- */
 
 static void update_epoll(struct pf_redis *r)
@@ -118,18 +121,27 @@ static void ev_del_write(void *p)
 static void ev_cleanup(void *p)
 {
     struct pf_redis *r = p;
-    if (r->ac && r->registered) {
-        struct epoll_event ev = {0};
-        epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->ac->c.fd, &ev); /* it is closed next anyway */
-    }
-    r->registered = 0;
+    unwatch(r);
     r->want_read = r->want_write = r->out_armed = false;
 }
 
 /* ---- the connection ------------------------------------------------------------------ */
 
+/* Out of the worker's epoll now, while the descriptor is still ours to name: a close()
+ * alone would leave it there if some other process held a copy. */
+static void unwatch(struct pf_redis *r)
+{
+    if (r->ac && r->registered) {
+        struct epoll_event ev = {0};
+        if (epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->ac->c.fd, &ev) < 0)
+            pf_log_error("redis: epoll_ctl: %s", strerror(errno));
+    }
+    r->registered = 0;
+}
+
 static void lost(struct pf_redis *r, int64_t now_ms, const char *why)
 {
+    unwatch(r);
     r->ac = NULL; /* hiredis frees it */
     r->connected = false;
     r->registered = 0;
@@ -151,7 +163,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     r->connected = true;
-    r->failures = 0;
+    /* failures goes back to 0 at the first reply, not here: a Redis that accepts and
+     * then hangs or closes is tried again with the growing backoff. */
     if (r->down_logged)
         pf_log_info("redis %s: connected again", r->address);
     r->down_logged = false;
@@ -176,9 +189,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *rep = reply;
     if (!rep)
         r->reply(r->owner, w.d, w.seq, 0, r->fail_err ? r->fail_err : -ECONNRESET);
-    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0)
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0) {
+        r->failures = 0;
         r->reply(r->owner, w.d, w.seq, (uint64_t)rep->integer, 0);
-    else {
+    } else {
         pf_log_warn("redis %s: unexpected reply%s%.*s", r->address,
                     rep->type == REDIS_REPLY_ERROR ? ": " : "",
                     rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0, rep->str ? rep->str : "");
@@ -203,6 +217,10 @@ static void connect_now(struct pf_redis *r, int64_t now_ms)
         lost(r, now_ms, why);
         return;
     }
+    /* hiredis makes its socket without close-on-exec; every other descriptor of a worker
+     * has it, and a module that starts a program must not pass this one on. */
+    if (fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC) < 0)
+        pf_log_warn("redis: cannot set close-on-exec: %s", strerror(errno));
     r->ac = ac;
     r->connected = false;
     r->fail_err = 0;
@@ -272,9 +290,9 @@ void pf_redis_free(struct pf_redis **rp)
         return;
     if (r->ac) {
         redisAsyncContext *ac = r->ac;
+        unwatch(r);
         r->ac = NULL;
         r->fail_err = -ECONNRESET;
-        r->registered = 0;
         redisAsyncFree(ac);
     }
     free(r->ring);

@@ -39,8 +39,9 @@ int pf_redis_new(struct pf_redis **out, const struct pf_redis_options *opt, int6
 /* Frees the connection; whatever waits gets -ECONNRESET first. */
 void pf_redis_free(struct pf_redis **r);
 
-/* INCRBY prefix+name delta, its reply to d. 0: queued (it is written by pf_redis_flush);
- * -ENOTCONN: no connection now; -ENOBUFS: capacity commands wait already. */
+/* INCRBY prefix+name delta, its reply to d. 0: queued (it is written by pf_redis_flush,
+ * or once a connect under way completes; its deadline runs from now either way);
+ * -ENOTCONN: no connection, none being made; -ENOBUFS: capacity commands wait already. */
 int pf_redis_incrby(struct pf_redis *r, struct pf_defer *d, const char *name, uint64_t delta,
                     int64_t now_ms);
 
@@ -54,7 +55,8 @@ void pf_redis_tick(struct pf_redis *r, int64_t now_ms);
 int64_t pf_redis_next_deadline(const struct pf_redis *r);
 bool pf_redis_connected(const struct pf_redis *r);
 
-/* The wait before connect attempt n + 1 after n failures in a row (n >= 1): 100 ms
+/* The wait before connect attempt n + 1 after n failures in a row (n >= 1; a connection
+ * counts as a success only once a reply has come on it): 100 ms
  * doubling up to 5 s, so that a store that is down costs a worker a connect attempt now
  * and then, and one that comes back is used again within seconds. */
 uint32_t pf_redis_backoff_ms(uint32_t failures);
