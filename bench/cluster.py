@@ -76,9 +76,18 @@ def through_haproxy(hosts, seconds, route):
         h0, s0 = cpu_seconds(hap), cpu_seconds(servers)
         total, rps, p99, errors = wrk(f"http://127.0.0.1:{env['FRONT_PORT']}{route}", seconds)
         h1, s1 = cpu_seconds(hap), cpu_seconds(servers)
-        return {"hosts": hosts, "rps": rps, "p99": p99, "errors": errors,
-                "haproxy_us_per_req": (h1 - h0) / total * 1e6,
-                "preforkd_us_per_req": (s1 - s0) / total * 1e6}
+        row = {"hosts": hosts, "rps": rps, "p99": p99, "errors": errors,
+               "haproxy_us_per_req": (h1 - h0) / total * 1e6,
+               "preforkd_us_per_req": (s1 - s0) / total * 1e6}
+        if hosts == 1:
+            # The same host without HAProxy in front: what the balancer's hop costs.
+            addr = subprocess.run(["bash", CLUSTER, "addr", "1"], env=env, capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            s0 = cpu_seconds(servers)
+            total, rps, _, _ = wrk(f"http://{addr}:8080{route}", seconds)
+            row["direct_rps"] = rps
+            row["direct_preforkd_us_per_req"] = (cpu_seconds(servers) - s0) / total * 1e6
+        return row
     finally:
         subprocess.run(["bash", CLUSTER, "down"], env=env, check=False)
 
@@ -137,6 +146,9 @@ def main():
             rows.append(through_haproxy(h, a.seconds, a.route))
             print(json.dumps(rows[-1]), file=sys.stderr)
     hosts = median_rows(rows, "hosts", ["rps", "haproxy_us_per_req", "preforkd_us_per_req"])
+    direct = [r for r in rows if "direct_rps" in r]
+    direct_rps = statistics.median(r["direct_rps"] for r in direct)
+    direct_us = statistics.median(r["direct_preforkd_us_per_req"] for r in direct)
 
     rport = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
@@ -160,6 +172,8 @@ def main():
     for h in hosts:
         lines.append(f"| {h['hosts']} | {h['rps']:.0f} | {h['rps'] / base:.2f} | "
                      f"{h['haproxy_us_per_req']:.2f} | {h['preforkd_us_per_req']:.2f} | {h['errors'] or '0'} |")
+    lines += ["", f"One host without HAProxy, same client: {direct_rps:.0f} req/s, preforkd "
+              f"{direct_us:.2f} µs/req (medians of {len(direct)})."]
     lines += ["", f"## GET /count on one host, no HAProxy (wrk -t2 -c32 -d{a.seconds}s, medians of {a.rounds})", "",
               "| backend | req/s | preforkd CPU µs/req | redis-server CPU µs/req | errors |", "|---|---|---|---|---|"]
     for c in counts:
