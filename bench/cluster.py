@@ -13,6 +13,8 @@ and the ratios, not as a scaling curve. Needs wrk, haproxy, redis-server and cur
 (`bash .ci/deps bench` installs wrk)."""
 import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time
 
+from proccpu import cpu_seconds, tree
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(ROOT, "examples/cluster/cluster.sh")
 PREFORKD = os.environ.get("PREFORKD", os.path.join(ROOT, "build/preforkd"))
@@ -24,32 +26,6 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-def cpu_seconds(pids):
-    t = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            t += int(fields[11]) + int(fields[12])
-        except FileNotFoundError:
-            pass
-    return t / os.sysconf("SC_CLK_TCK")
-
-
-def tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
 
 
 def wrk(url, seconds, conns=64):

@@ -19,27 +19,7 @@ CLI = os.environ.get("CLI", "8-15")
 results = []
 def say(*a):
     print(*a, flush=True)
-def tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop(); out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
-def cpu(pids):
-    tot = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fl = f.read().rsplit(")", 1)[1].split()
-            tot += int(fl[11]) + int(fl[12])
-        except FileNotFoundError:
-            pass
-    return tot / os.sysconf("SC_CLK_TCK")
+from proccpu import tree, cpu_seconds as cpu
 def wait_up(port, path):
     for _ in range(200):
         try:

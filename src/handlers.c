@@ -657,6 +657,19 @@ int pf_counter_add_then(struct pf_resp *resp, struct pf_counter *counter, uint64
     return 0;
 }
 
+/* Whether the answer now waits for the store. One that deferred and was then refused is
+ * answered 500 at once, and the reply already on the wire must not finish the next
+ * request on this connection instead: its seq moves on, so the reply finds it stale. */
+static bool deferred(const struct pf_resp *resp, struct pf_defer *defer, struct pf_answer *answer)
+{
+    if (resp->deferred && resp->failed)
+        defer->seq++;
+    if (!resp->deferred || resp->failed)
+        return false;
+    answer->deferred = true;
+    return true;
+}
+
 void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
                          const struct sockaddr *peer, socklen_t peer_len, struct pf_defer *defer,
                          struct pf_buf *out, struct pf_answer *answer)
@@ -678,10 +691,8 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
         int rc = route->fn(route->state, &req, &resp);
         if (module)
             atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
-        if (resp.deferred && !resp.failed) {
-            answer->deferred = true;
+        if (deferred(&resp, defer, answer))
             return;
-        }
         settle(ctx, route, rc, &resp);
     } else if (r->route_status == 200) {
         /* OPTIONS *: what works on this server's resources; no content (RFC 9110 9.3.7). */
@@ -716,11 +727,14 @@ void pf_handlers_resume(struct pf_handler_ctx *ctx, const struct pf_http *http,
         struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
         resp.req = &req;
         resp.defer = defer;
+        bool module = route->kind == PF_HANDLER_MODULE && ctx->row;
+        if (module)
+            atomic_store_explicit(&ctx->row->in_route, route->stat + 1, memory_order_relaxed);
         rc = defer->then(defer->state, &req, &resp, value);
-        if (resp.deferred && !resp.failed) {
-            answer->deferred = true;
+        if (module)
+            atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
+        if (deferred(&resp, defer, answer))
             return;
-        }
     }
     settle(ctx, route, rc, &resp);
     finish(ctx, r, &resp, out, answer);

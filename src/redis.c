@@ -329,8 +329,9 @@ int pf_redis_incrby(struct pf_redis *r, struct pf_defer *d, const char *name, ui
     return 0;
 }
 
-void pf_redis_on_events(struct pf_redis *r, uint32_t events)
+void pf_redis_on_events(struct pf_redis *r, uint32_t events, int64_t now_ms)
 {
+    r->now_ms = now_ms; /* a connection lost here schedules its reconnect from now */
     if (r->ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (r->out_armed || !r->connected))
         redisAsyncHandleWrite(r->ac); /* may free r->ac: the callbacks say so */
     if (r->ac && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))

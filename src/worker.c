@@ -654,14 +654,18 @@ int pf_worker_run(const struct pf_config *cfg, uint32_t slot, const struct pf_li
                 handle_signal(&w);
                 break;
             case EV_REDIS:
-                pf_redis_on_events(w.redis, events[i].events);
+                pf_redis_on_events(w.redis, events[i].events, w.ctx.now_ms);
                 break;
             }
         }
         if (w.redis) {
             pf_redis_tick(w.redis, w.ctx.now_ms);
-            take_store_replies(&w);
-            pf_redis_flush(w.redis);
+            /* A write that fails in the flush answers what waited at once (its replies
+             * come as errors): taken now, not after the next wait. */
+            do {
+                take_store_replies(&w);
+                pf_redis_flush(w.redis);
+            } while (w.store_replies);
         }
         if (w.drain_requested)
             start_drain(&w);

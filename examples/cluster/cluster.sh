@@ -23,7 +23,8 @@
 # HAProxy's statistics page: /stats, CSV at /stats;csv), HOST_PORT (8080), REDIS_PORT
 # (6379; loopback mode: 6380), STATE (/tmp/preforkd-cluster: configs, logs, pids),
 # SUBNET (10.210.0), MODE (auto, netns or loopback), LAME_DUCK (3s), INTER (500ms),
-# FALL (2), RISE (2), BALANCE (roundrobin).
+# FALL (2), RISE (2), BALANCE (roundrobin), RETRY_ON (conn-failure empty-response; none:
+# HAProxy retries nothing).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +42,7 @@ INTER=${INTER:-500ms}
 FALL=${FALL:-2}
 RISE=${RISE:-2}
 BALANCE=${BALANCE:-roundrobin}
+RETRY_ON=${RETRY_ON:-conn-failure empty-response}
 BR=pfc-br
 
 if [ -z "${PREFORKD:-}" ]; then
@@ -69,7 +71,22 @@ can_netns() {
   ip netns del pfc-probe
 }
 
+# What a run that was killed before its teardown left: the processes in its namespaces,
+# the namespaces, the bridge. (Its HAProxy and Redis are found by their pid files in
+# $STATE, when it is the same.)
+net_clean() {
+  for h in $(seq 1 "$HOSTS"); do
+    if ip netns list | grep -qw "pfc$h"; then
+      ip netns pids "pfc$h" | xargs -r kill -9 2>/dev/null || true
+      ip netns del "pfc$h" 2>/dev/null || true
+    fi
+    ip link del "pfc$h-br" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+}
+
 net_up() {
+  net_clean
   ip link add "$BR" type bridge
   ip addr add "$SUBNET.1/24" dev "$BR"
   ip link set "$BR" up
@@ -138,7 +155,7 @@ defaults
   # a host that died) is sent again to another server; conn-failure alone would not
   # cover a keep-alive connection closed between requests.
   retries 3
-  retry-on conn-failure empty-response
+  retry-on $RETRY_ON
   option redispatch 1
 
 frontend www

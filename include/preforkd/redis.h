@@ -45,8 +45,8 @@ void pf_redis_free(struct pf_redis **r);
 int pf_redis_incrby(struct pf_redis *r, struct pf_defer *d, const char *name, uint64_t delta,
                     int64_t now_ms);
 
-/* The epoll source's events. */
-void pf_redis_on_events(struct pf_redis *r, uint32_t events);
+/* The epoll source's events, at now_ms. */
+void pf_redis_on_events(struct pf_redis *r, uint32_t events, int64_t now_ms);
 /* At the end of each loop turn: writes the commands queued during it, in one send. */
 void pf_redis_flush(struct pf_redis *r);
 /* Timeouts and reconnects due by now_ms. */

@@ -139,7 +139,7 @@ static void pump_once(void)
         /* The worker's dispatch reads the kind first, from the pointer it registered. */
         assert_ptr_equal(ev[i].data.ptr, E.r);
         assert_int_equal(*(const int *)ev[i].data.ptr, KIND);
-        pf_redis_on_events(E.r, ev[i].events);
+        pf_redis_on_events(E.r, ev[i].events, now_ms());
     }
     pf_redis_tick(E.r, now_ms());
     pf_redis_flush(E.r);
