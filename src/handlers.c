@@ -657,6 +657,14 @@ int pf_counter_add_then(struct pf_resp *resp, struct pf_counter *counter, uint64
     return 0;
 }
 
+/* Which route a worker that dies now was in (a module's code runs): the primary reads it
+ * to say so. */
+static void mark_route(struct pf_handler_ctx *ctx, const struct pf_route *route, bool in)
+{
+    if (route->kind == PF_HANDLER_MODULE && ctx->row)
+        atomic_store_explicit(&ctx->row->in_route, in ? route->stat + 1 : 0, memory_order_relaxed);
+}
+
 /* Whether the answer now waits for the store. One that deferred and was then refused is
  * answered 500 at once, and the reply already on the wire must not finish the next
  * request on this connection instead: its seq moves on, so the reply finds it stale. */
@@ -684,13 +692,9 @@ void pf_handlers_respond(struct pf_handler_ctx *ctx, const struct pf_http *http,
         struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
         resp.req = &req;
         resp.defer = defer;
-        /* Which route a worker that dies now was in: the primary reads it to say so. */
-        bool module = route->kind == PF_HANDLER_MODULE && ctx->row;
-        if (module)
-            atomic_store_explicit(&ctx->row->in_route, route->stat + 1, memory_order_relaxed);
+        mark_route(ctx, route, true);
         int rc = route->fn(route->state, &req, &resp);
-        if (module)
-            atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
+        mark_route(ctx, route, false);
         if (deferred(&resp, defer, answer))
             return;
         settle(ctx, route, rc, &resp);
@@ -727,12 +731,9 @@ void pf_handlers_resume(struct pf_handler_ctx *ctx, const struct pf_http *http,
         struct pf_req req = {.ctx = ctx, .http = http, .r = r, .peer = peer, .peer_len = peer_len};
         resp.req = &req;
         resp.defer = defer;
-        bool module = route->kind == PF_HANDLER_MODULE && ctx->row;
-        if (module)
-            atomic_store_explicit(&ctx->row->in_route, route->stat + 1, memory_order_relaxed);
+        mark_route(ctx, route, true);
         rc = defer->then(defer->state, &req, &resp, value);
-        if (module)
-            atomic_store_explicit(&ctx->row->in_route, 0, memory_order_relaxed);
+        mark_route(ctx, route, false);
         if (deferred(&resp, defer, answer))
             return;
     }
