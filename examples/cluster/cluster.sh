@@ -180,7 +180,6 @@ listen stats
 CFG
 }
 
-host_ready() { curl -sf "http://$(host_addr "$1"):$HOST_PORT/ready"; }
 host_ready_in() { in_host "$1" curl -sf "http://$(host_addr "$1"):$HOST_PORT/ready"; }
 
 start_host() { # host number
